@@ -1,0 +1,264 @@
+/**
+ * Every error cloudrootfs throws on purpose is a CloudRootfsError with a stable `code`.
+ * Callers branch on `code` (or `instanceof` a subclass), never on message text, which may change.
+ */
+
+export type ErrorCode =
+  | 'INVALID_PATH'
+  | 'INVALID_WHITEOUT'
+  | 'LAYER_CONFLICT'
+  | 'HARDLINK_TARGET'
+  | 'UNSUPPORTED_ENTRY'
+  | 'CORRUPT_ARCHIVE'
+  | 'DIGEST_MISMATCH'
+  | 'SIZE_MISMATCH'
+  | 'BLOB_NOT_FOUND'
+  | 'INVALID_IMAGE'
+  | 'SCHEMA_VALIDATION'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'IMAGE_NOT_FOUND'
+  | 'AMBIGUOUS_IMAGE'
+  | 'PLATFORM_NOT_FOUND'
+  | 'INVALID_REFERENCE'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'DESTINATION_EXISTS'
+  | 'LIMIT_EXCEEDED'
+  | 'KUBEFILE_SYNTAX'
+  | 'BUILD_FAILED'
+  | 'VALIDATION_FAILED'
+  | 'TEMPLATE_ERROR'
+  | 'REGISTRY_ERROR'
+  | 'AUTH_FAILED'
+  | 'NETWORK_ERROR'
+  | 'LOCK_TIMEOUT'
+  | 'UNSUPPORTED'
+  | 'USAGE';
+
+export interface ErrorDetails {
+  [key: string]: unknown;
+}
+
+export class CloudRootfsError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** A rootfs path from outside (archive entry, COPY argument, API call) failed validation. */
+export class InvalidPathError extends CloudRootfsError {
+  constructor(message: string, readonly path: string) {
+    super('INVALID_PATH', message, { path });
+  }
+}
+
+/** A whiteout entry that no OCI reader may accept (bare `.wh.`, `.wh..`, escaping the root…). */
+export class InvalidWhiteoutError extends CloudRootfsError {
+  constructor(message: string, readonly path: string) {
+    super('INVALID_WHITEOUT', message, { path });
+  }
+}
+
+/** An entry cannot be placed: its parent is not a directory, or it would change the root's type. */
+export class LayerConflictError extends CloudRootfsError {
+  constructor(message: string, readonly path: string) {
+    super('LAYER_CONFLICT', message, { path });
+  }
+}
+
+/** A hardlink whose target is missing, a directory, or outside the root. */
+export class HardlinkTargetError extends CloudRootfsError {
+  constructor(message: string, readonly path: string, readonly target: string) {
+    super('HARDLINK_TARGET', message, { path, target });
+  }
+}
+
+/** Device nodes, fifos and other entry types a CloudRootfs has no use for. */
+export class UnsupportedEntryError extends CloudRootfsError {
+  constructor(message: string, readonly path: string, readonly entryType: string) {
+    super('UNSUPPORTED_ENTRY', message, { path, entryType });
+  }
+}
+
+/** A tar, gzip or archive that cannot be read: truncated, corrupt, or lying about sizes. */
+export class CorruptArchiveError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('CORRUPT_ARCHIVE', message, details, options);
+  }
+}
+
+export class DigestMismatchError extends CloudRootfsError {
+  constructor(readonly expected: string, readonly actual: string, what = 'content') {
+    super('DIGEST_MISMATCH', `${what} digest mismatch: expected ${expected}, got ${actual}`, { expected, actual, what });
+  }
+}
+
+export class SizeMismatchError extends CloudRootfsError {
+  constructor(readonly expected: number, readonly actual: number, what = 'content') {
+    super('SIZE_MISMATCH', `${what} size mismatch: expected ${expected} bytes, got ${actual}`, { expected, actual, what });
+  }
+}
+
+export class BlobNotFoundError extends CloudRootfsError {
+  constructor(readonly digest: string, where = '') {
+    super('BLOB_NOT_FOUND', `blob ${digest} not found${where ? ` in ${where}` : ''}`, { digest, where });
+  }
+}
+
+/** An image (manifest, config, index or layout) that is structurally wrong. */
+export class InvalidImageError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('INVALID_IMAGE', message, details);
+  }
+}
+
+export interface SchemaIssue {
+  /** JSON pointer of the bad field, `''` for the document itself. */
+  field: string;
+  message: string;
+  /** The file the document came from, when known. */
+  file?: string;
+}
+
+/** JSON that does not match its schema; `issues` name each bad field. */
+export class SchemaValidationError extends CloudRootfsError {
+  constructor(readonly schema: string, readonly issues: SchemaIssue[], file?: string) {
+    super(
+      'SCHEMA_VALIDATION',
+      `${file ? `${file}: ` : ''}invalid ${schema}: ${issues.map((i) => `${i.field || '(root)'} ${i.message}`).join('; ')}`,
+      { schema, issues, file },
+    );
+  }
+}
+
+export class UnsupportedMediaTypeError extends CloudRootfsError {
+  constructor(readonly mediaType: string, where = '') {
+    super('UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${JSON.stringify(mediaType)}${where ? ` in ${where}` : ''}`, {
+      mediaType,
+      where,
+    });
+  }
+}
+
+export class ImageNotFoundError extends CloudRootfsError {
+  constructor(readonly reference: string, where = '') {
+    super('IMAGE_NOT_FOUND', `image ${reference} not found${where ? ` in ${where}` : ''}`, { reference, where });
+  }
+}
+
+export class InvalidReferenceError extends CloudRootfsError {
+  constructor(readonly reference: string, reason: string) {
+    super('INVALID_REFERENCE', `invalid reference ${JSON.stringify(reference)}: ${reason}`, { reference, reason });
+  }
+}
+
+/** A path asked for in a Rootfs (or on a filesystem) does not exist. */
+export class NotFoundError extends CloudRootfsError {
+  constructor(readonly path: string, what = 'path') {
+    super('NOT_FOUND', `${what} ${JSON.stringify(path)} not found`, { path, what });
+  }
+}
+
+/** Refusing to overwrite an existing output. */
+export class DestinationExistsError extends CloudRootfsError {
+  constructor(readonly path: string) {
+    super('DESTINATION_EXISTS', `destination ${path} already exists and is not empty`, { path });
+  }
+}
+
+/** A configured bound (entries, path length, manifest size, nesting) was exceeded by untrusted input. */
+export class LimitExceededError extends CloudRootfsError {
+  constructor(readonly limit: string, readonly max: number, what: string) {
+    super('LIMIT_EXCEEDED', `${what} exceeds the limit ${limit}=${max}`, { limit, max, what });
+  }
+}
+
+/**
+ * A Kubefile that cannot be parsed (or a `${…}` that cannot be expanded). The message reads
+ * `Kubefile:7:5: COPY needs at least a source and a destination (got 1 argument)`; `line` and
+ * `column` are 1-based and `expected` says what would have been valid there.
+ */
+export class KubefileSyntaxError extends CloudRootfsError {
+  readonly file?: string;
+  readonly line: number;
+  readonly column: number;
+  readonly expected: string;
+  /** The message without the `file:line:column: ` prefix. */
+  readonly reason: string;
+
+  constructor(at: { file?: string; line: number; column: number; expected: string; reason: string }) {
+    super('KUBEFILE_SYNTAX', `${at.file ?? 'Kubefile'}:${at.line}:${at.column}: ${at.reason}`, { ...at });
+    this.file = at.file;
+    this.line = at.line;
+    this.column = at.column;
+    this.expected = at.expected;
+    this.reason = at.reason;
+  }
+}
+
+export class ValidationError extends CloudRootfsError {
+  constructor(message: string, readonly issues: SchemaIssue[]) {
+    super('VALIDATION_FAILED', message, { issues });
+  }
+}
+
+export class UsageError extends CloudRootfsError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/** A feature this runtime cannot provide (e.g. zstd on a Node without `zlib.createZstdCompress`). */
+export class UnsupportedError extends CloudRootfsError {
+  constructor(message: string, readonly feature: string, details: ErrorDetails = {}) {
+    super('UNSUPPORTED', message, { feature, ...details });
+  }
+}
+
+/** One entry of a registry's `{"errors":[…]}` body (distribution-spec error codes). */
+export interface RegistryErrorEntry {
+  code: string;
+  message?: string;
+  detail?: unknown;
+}
+
+/** A registry answered with an unexpected status; `errors` holds what it said, `status` the HTTP status. */
+export class RegistryError extends CloudRootfsError {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly errors: RegistryErrorEntry[] = [],
+    details: ErrorDetails = {},
+  ) {
+    super('REGISTRY_ERROR', message, { status, errors, ...details });
+  }
+}
+
+/** Credentials were missing, rejected, or not enough for the operation (401/403, token server refusal). */
+export class AuthError extends CloudRootfsError {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly errors: RegistryErrorEntry[] = [],
+    details: ErrorDetails = {},
+  ) {
+    super('AUTH_FAILED', message, { status, errors, ...details });
+  }
+}
+
+/** The registry could not be reached, or the connection kept failing after every retry. */
+export class NetworkError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('NETWORK_ERROR', message, details, options);
+  }
+}
+
+export function isCloudRootfsError(err: unknown): err is CloudRootfsError {
+  return err instanceof CloudRootfsError;
+}

@@ -1,0 +1,100 @@
+/**
+ * The filesystem is passed in, never imported behind the caller's back (as isomorphic-git does):
+ * `node:fs` and memfs's `fs` both satisfy this interface, so the same code runs on disk and in
+ * memory. Only the members listed here are used.
+ */
+import * as nodeFs from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+
+export interface FsStats {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  isFIFO?(): boolean;
+  isCharacterDevice?(): boolean;
+  isBlockDevice?(): boolean;
+  isSocket?(): boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+}
+
+export interface FsDirent {
+  name: string;
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}
+
+export interface FsFileHandle {
+  write(buffer: Uint8Array, offset?: number, length?: number, position?: number | null): Promise<{ bytesWritten: number }>;
+  read(buffer: Uint8Array, offset: number, length: number, position: number | null): Promise<{ bytesRead: number }>;
+  sync?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export interface FsPromises {
+  stat(path: string): Promise<FsStats>;
+  lstat(path: string): Promise<FsStats>;
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string): Promise<Buffer>;
+  readFile(path: string, encoding: 'utf8'): Promise<string>;
+  writeFile(path: string, data: string | Uint8Array, options?: any): Promise<void>;
+  mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<string | undefined | void>;
+  rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  readlink(path: string): Promise<string>;
+  symlink(target: string, path: string): Promise<void>;
+  link(existing: string, path: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  utimes(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
+  open(path: string, flags: string | number, mode?: number): Promise<FsFileHandle>;
+  lchown?(path: string, uid: number, gid: number): Promise<void>;
+  lutimes?(path: string, atime: number | Date, mtime: number | Date): Promise<void>;
+}
+
+export interface ReadStreamOptions {
+  start?: number;
+  end?: number;
+  highWaterMark?: number;
+}
+
+export interface FileSystem {
+  promises: FsPromises;
+  createReadStream(path: string, options?: ReadStreamOptions): Readable;
+  createWriteStream(path: string, options?: { flags?: string; mode?: number; highWaterMark?: number }): Writable;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** The default: the real disk. */
+export const diskFs: FileSystem = nodeFs as unknown as FileSystem;
+
+/** True when `fs` is the process's own node:fs (where child processes, like RUN, can see the files). */
+export function isDiskFs(fs: FileSystem): boolean {
+  return fs === diskFs || (fs as unknown) === nodeFs;
+}
+
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+export async function lstatOrUndefined(fs: FileSystem, path: string): Promise<FsStats | undefined> {
+  try {
+    return await fs.promises.lstat(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** 1 MiB reads: the measured sweet spot for hashing and packing (performance.md §e). */
+export const IO_CHUNK = 1 << 20;

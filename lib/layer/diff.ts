@@ -1,0 +1,141 @@
+/**
+ * diff(lower, upper): the smallest layer that turns `lower` into `upper` when applied.
+ *
+ * Subtrees the two Rootfs share (same node objects) are skipped without being entered, so the cost
+ * grows with the change, not with the tree. What it emits:
+ * - a removed path: one whiteout (`.wh.d` for a whole directory, never its contents);
+ * - an added path, or one whose type changed: the entry and its whole subtree (no whiteout needed:
+ *   anything but dir-over-dir replaces);
+ * - a changed file/symlink (metadata, link text or bytes): the new entry; a directory whose own
+ *   attributes changed: the directory entry (its children merge);
+ * - every parent directory of an emitted path, with upper's attributes (so the tar lists parents);
+ * - a file that is the same inode as an earlier path: a hardlink to that path.
+ */
+import { contentEquals } from '../content';
+import { Entry, FileEntry, hardlinkEntry, isLinked, sameMetadata } from '../entry';
+import { joinPath, parentPath } from '../path';
+import { FsNode, canonicalWalk, getNode } from '../rootfs/node';
+import { diffMaps } from '../rootfs/pmap';
+import { Rootfs } from '../rootfs/rootfs';
+import { Layer } from './layer';
+
+interface Plan {
+  entries: Map<string, Entry>;
+  whiteouts: string[];
+  /** Files equal in metadata whose bytes must be compared before deciding. */
+  candidates: { path: string; a: FileEntry; b: FileEntry }[];
+}
+
+function addSubtree(plan: Plan, path: string, node: FsNode): void {
+  for (const step of canonicalWalk(node, path)) {
+    if (step.kind === 'entry') plan.entries.set(step.path, step.node.entry!);
+  }
+}
+
+function compareDirs(plan: Plan, path: string, a: FsNode, b: FsNode): void {
+  diffMaps(a.children!, b.children!, (name, ca, cb) => {
+    const p = joinPath(path, name);
+    if (!cb) {
+      plan.whiteouts.push(p);
+      return;
+    }
+    if (!ca) {
+      addSubtree(plan, p, cb);
+      return;
+    }
+    const ea = ca.entry!;
+    const eb = cb.entry!;
+    if (ea.type === 'directory' && eb.type === 'directory') {
+      if (!sameMetadata(ea, eb)) plan.entries.set(p, eb);
+      compareDirs(plan, p, ca, cb);
+    } else if (ea.type !== eb.type || !sameMetadata(ea, eb)) {
+      addSubtree(plan, p, cb);
+    } else if (eb.type === 'file' && ea !== eb) {
+      plan.candidates.push({ path: p, a: ea as FileEntry, b: eb });
+    }
+  });
+}
+
+/** Run `fn` over items with at most `limit` in flight. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+export interface DiffOptions {
+  /** Parallel content comparisons when bytes must be hashed (default 4). */
+  concurrency?: number;
+}
+
+export async function diff(lower: Rootfs, upper: Rootfs, options: DiffOptions = {}): Promise<Layer> {
+  const plan: Plan = { entries: new Map(), whiteouts: [], candidates: [] };
+  if (lower.root !== upper.root) {
+    if (!sameMetadata(lower.rootEntry, upper.rootEntry)) plan.entries.set('', upper.rootEntry);
+    compareDirs(plan, '', lower.root, upper.root);
+  }
+  await forEachLimited(plan.candidates, options.concurrency ?? 4, async ({ path, a, b }) => {
+    if (!(await contentEquals(a.content, b.content))) plan.entries.set(path, b);
+  });
+
+  let layer = Layer.empty();
+  for (const w of plan.whiteouts) layer = layer.withWhiteout(w);
+  for (const [path, entry] of plan.entries) layer = layer.with(path, entry);
+  // Parents of everything emitted, with upper's attributes, so the tar lists every parent.
+  const parents = new Set<string>();
+  for (const path of [...plan.entries.keys(), ...plan.whiteouts]) {
+    for (let p = parentPath(path); p !== '' && !parents.has(p); p = parentPath(p)) parents.add(p);
+  }
+  for (const p of parents) {
+    if (!plan.entries.has(p)) layer = layer.with(p, upper.stat(p));
+  }
+  return linkSharedInodes(layer, lower, upper);
+}
+
+/**
+ * Second pass in archive order: a file object met twice becomes a hardlink to its first path; a
+ * file that is still a lower inode at an untouched path becomes a hardlink to that path.
+ */
+function linkSharedInodes(layer: Layer, lower: Rootfs, upper: Rootfs): Layer {
+  const first = new Map<Entry, string>();
+  let lowerIndex: Map<Entry, string[]> | undefined;
+  let out = layer;
+  for (const { path, entry } of layer.entries()) {
+    if (entry.type !== 'file') continue;
+    const seen = first.get(entry);
+    if (seen !== undefined) {
+      out = out.with(path, hardlinkEntry(seen));
+      continue;
+    }
+    if (isLinked(entry)) {
+      lowerIndex ??= indexLinked(lower);
+      const kept = (lowerIndex.get(entry) ?? []).find(
+        (p) => getNode(upper.root, p)?.entry === entry && layer.get(p) === undefined && !touchedByWhiteout(layer, p),
+      );
+      if (kept !== undefined) {
+        out = out.with(path, hardlinkEntry(kept));
+        continue;
+      }
+    }
+    first.set(entry, path);
+  }
+  return out;
+}
+
+function touchedByWhiteout(layer: Layer, path: string): boolean {
+  for (let p = path; p !== ''; p = parentPath(p)) if (layer.isWhiteout(p)) return true;
+  return false;
+}
+
+function indexLinked(rootfs: Rootfs): Map<Entry, string[]> {
+  const index = new Map<Entry, string[]>();
+  for (const { path, entry } of rootfs.walk()) {
+    if (entry.type !== 'file' || !isLinked(entry)) continue;
+    const list = index.get(entry);
+    if (list) list.push(path);
+    else index.set(entry, [path]);
+  }
+  return index;
+}
