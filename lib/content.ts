@@ -16,6 +16,8 @@ export interface Content {
   readonly digest?: string;
   /** Where the bytes come from, for error messages (`/ctx/etc/daemon.json`, `layer sha256:…`). */
   readonly source?: string;
+  /** Set when the bytes are exactly a file (or a window of one): readers may seek instead of stream. */
+  readonly file?: { readonly fs: FileSystem; readonly path: string; readonly offset: number };
 }
 
 /** Content held in memory (small files the builder writes: configs, Metadata, link files). */
@@ -38,6 +40,7 @@ export function fileContent(fs: FileSystem, path: string, size: number, digest?:
     size,
     digest,
     source: path,
+    file: { fs, path, offset: 0 },
     open: () => checkedLength(fs.createReadStream(path, { highWaterMark: IO_CHUNK }), size, path),
   };
 }
@@ -47,6 +50,7 @@ export function fileRangeContent(fs: FileSystem, path: string, offset: number, s
   return {
     size,
     source: source ?? `${path}@${offset}`,
+    file: { fs, path, offset },
     open: () =>
       size === 0
         ? Readable.from([], { objectMode: false })

@@ -114,7 +114,7 @@ export function withAttributes<E extends Entry>(entry: E, opts: AttributeOptions
     },
     entry.mode,
   );
-  return Object.freeze({ ...entry, ...merged }) as E;
+  return Object.freeze({ ...entry, ...merged }) as unknown as E;
 }
 
 export function sameXattrs(a?: Readonly<Record<string, string>>, b?: Readonly<Record<string, string>>): boolean {

@@ -9,6 +9,7 @@ import { AttributeOptions, Entry, directoryEntry, fileEntry, hardlinkEntry, syml
 import { Content } from '../content';
 import { LayerConflictError } from '../errors';
 import { cleanPath } from '../path';
+import type { Rootfs } from '../rootfs/rootfs';
 import { EMPTY_CHILDREN, FsNode, VisitStep, canonicalWalk, getNode, updateNode } from '../rootfs/node';
 
 export interface LayerStats {
@@ -38,6 +39,11 @@ export class Layer {
   /** @internal */
   static fromNode(root: FsNode): Layer {
     return new Layer(root);
+  }
+
+  /** The layer that creates `rootfs` on an empty root (every entry, no whiteouts). */
+  static fromRootfs(rootfs: Rootfs): Layer {
+    return new Layer(rootfs.root);
   }
 
   /**

@@ -1,0 +1,119 @@
+/**
+ * Writing an Image or ImageIndex to any blob destination (layout directory, store, registry): blobs
+ * first — layers, then config, then manifests, then indexes — so a destination never holds a
+ * manifest whose blobs are missing. Destinations implement BlobTarget; this module owns the order.
+ */
+import { Content } from '../content';
+import { Layer } from '../layer/layer';
+import { EncodedLayer, EncodeLayerOptions } from '../tar/write';
+import { Image, ImageIndex } from './image';
+import { encodingKey, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
+import { serializeImage, serializeIndex, WrittenLayer } from './serialize';
+import type { Descriptor } from './types';
+
+export interface BlobTarget {
+  /** True when the destination already holds this blob. */
+  has(descriptor: Descriptor): Promise<boolean>;
+  /** Store small bytes (config, manifest, index) under their descriptor. */
+  putBytes(bytes: Buffer, descriptor: Descriptor): Promise<void>;
+  /** Copy a blob from elsewhere, verifying its digest and size on the way. */
+  putContent(content: Content, descriptor: Descriptor): Promise<void>;
+  /** Encode a changeset layer into the destination in one pass; returns what was written. */
+  putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: EncodedLayer; blob?: Content }>;
+  /** Called after each manifest/index is stored (registries PUT manifests here). */
+  putManifest?(bytes: Buffer, descriptor: Descriptor): Promise<void>;
+}
+
+export interface WriteProgress {
+  phase: 'layer' | 'config' | 'manifest' | 'index';
+  digest?: string;
+  /** Layer bytes written so far / in all, when known. */
+  done?: number;
+  total?: number;
+  skipped?: boolean;
+}
+
+export interface WriteImageOptions extends EncodeLayerOptions {
+  /** Layers written at once (default 2: each already uses every core for compression). */
+  layerConcurrency?: number;
+  onProgress?: (event: WriteProgress) => void;
+}
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return out;
+}
+
+async function writeLayers(image: Image, target: BlobTarget, options: WriteImageOptions): Promise<WrittenLayer[]> {
+  const key = encodingKey(options);
+  return mapLimited(image.layers, options.layerConcurrency ?? 2, async (layer): Promise<WrittenLayer> => {
+    if (layer.kind === 'blob') {
+      // A stored image keeps its descriptors verbatim; a re-serialized one says OCI media types.
+      const descriptor = image.stored ? layer.descriptor : { ...layer.descriptor, mediaType: ociLayerMediaType(layer.descriptor.mediaType) };
+      const skipped = await target.has(layer.descriptor);
+      if (!skipped) await target.putContent(layer.blob, layer.descriptor);
+      options.onProgress?.({ phase: 'layer', digest: layer.descriptor.digest, skipped, done: layer.descriptor.size, total: layer.descriptor.size });
+      return { descriptor, diffId: layer.diffId };
+    }
+    const known = knownEncoding(layer.layer, key);
+    if (known) {
+      const descriptor: Descriptor = { mediaType: known.encoded.mediaType, digest: known.encoded.digest, size: known.encoded.size };
+      const skipped = await target.has(descriptor);
+      if (!skipped) await target.putContent(known.blob, descriptor);
+      options.onProgress?.({ phase: 'layer', digest: descriptor.digest, skipped, done: descriptor.size, total: descriptor.size });
+      return { descriptor, diffId: known.encoded.diffId };
+    }
+    const { encoded, blob } = await target.putLayer(layer.layer, options);
+    if (blob) rememberEncoding(layer.layer, key, { encoded, blob });
+    options.onProgress?.({ phase: 'layer', digest: encoded.digest, done: encoded.size, total: encoded.size });
+    return { descriptor: { mediaType: encoded.mediaType, digest: encoded.digest, size: encoded.size }, diffId: encoded.diffId };
+  });
+}
+
+async function putSmall(target: BlobTarget, bytes: Buffer, descriptor: Descriptor): Promise<void> {
+  if (!(await target.has(descriptor))) await target.putBytes(bytes, descriptor);
+}
+
+/** Write every blob of `image` and return its manifest descriptor (with platform). */
+export async function writeImage(image: Image, target: BlobTarget, options: WriteImageOptions = {}): Promise<Descriptor> {
+  const layers = await writeLayers(image, target, options);
+  const s = serializeImage(image, layers);
+  await putSmall(target, s.config, s.configDescriptor);
+  options.onProgress?.({ phase: 'config', digest: s.configDescriptor.digest });
+  const { platform: _p, ...plain } = s.manifestDescriptor;
+  void _p;
+  await putSmall(target, s.manifest, plain);
+  await target.putManifest?.(s.manifest, plain);
+  options.onProgress?.({ phase: 'manifest', digest: s.manifestDescriptor.digest });
+  return s.manifestDescriptor;
+}
+
+/** Write an image or a whole index (children first); returns the top descriptor. */
+export async function writeTarget(target: Image | ImageIndex, dest: BlobTarget, options: WriteImageOptions = {}): Promise<Descriptor> {
+  if (target instanceof Image) return writeImage(target, dest, options);
+  const children: Descriptor[] = [];
+  for (const m of target.manifests) {
+    const d = await writeTarget(m.image, dest, options);
+    children.push({
+      mediaType: d.mediaType,
+      digest: d.digest,
+      size: d.size,
+      ...(m.platform ? { platform: m.platform } : {}),
+      ...(m.annotations && Object.keys(m.annotations).length > 0 ? { annotations: m.annotations } : {}),
+    });
+  }
+  const { bytes, descriptor } = serializeIndex(target, children);
+  await putSmall(dest, bytes, descriptor);
+  await dest.putManifest?.(bytes, descriptor);
+  options.onProgress?.({ phase: 'index', digest: descriptor.digest });
+  return descriptor;
+}

@@ -1,0 +1,203 @@
+/**
+ * Layer blob → Layer, in one pass that also verifies the blob: sha256 of the stored bytes (digest)
+ * and of the uncompressed tar (diff_id). File contents stay in the blob: each becomes a lazy
+ * Content that reads its window again on demand (a seek for uncompressed blobs on a filesystem, a
+ * decompression cursor otherwise).
+ */
+import { Readable, Transform } from 'node:stream';
+import * as tarStream from 'tar-stream';
+import { Content, fileRangeContent } from '../content';
+import { DigestCounter, decompressStream, detectCompression, type CompressionAlgorithm } from '../compress';
+import { Entry, directoryEntry, fileEntry, hardlinkEntry, symlinkEntry } from '../entry';
+import {
+  CloudRootfsError,
+  CorruptArchiveError,
+  DigestMismatchError,
+  LimitExceededError,
+  SizeMismatchError,
+  UnsupportedEntryError,
+} from '../errors';
+import { IO_CHUNK } from '../fs';
+import { Layer } from '../layer/layer';
+import { LayerAssembler } from '../layer/assemble';
+import { RangeReaderPool } from './ranges';
+
+export interface ReadLayerOptions {
+  /** Verify the stored bytes against this digest (and size). */
+  expectedDigest?: string;
+  expectedSize?: number;
+  /** Verify the uncompressed tar against this diff_id. */
+  expectedDiffId?: string;
+  /** Refuse archives with more entries than this (default 1,000,000). */
+  maxEntries?: number;
+  /** Refuse paths longer than this many bytes (default 4096). */
+  maxPathBytes?: number;
+  /** Refuse to decompress more than this many bytes (default 1 TiB). */
+  maxUncompressedBytes?: number;
+  /** Name for error messages. */
+  source?: string;
+}
+
+export interface ReadLayer {
+  layer: Layer;
+  diffId: string;
+  digest: string;
+  size: number;
+  uncompressedSize: number;
+  compression: CompressionAlgorithm;
+  entries: number;
+}
+
+export const DEFAULT_MAX_ENTRIES = 1_000_000;
+
+function tap(counter: DigestCounter, onFirst?: (chunk: Buffer) => void, tail?: { last: Buffer }): Transform {
+  let first = true;
+  return new Transform({
+    highWaterMark: IO_CHUNK,
+    transform(chunk: Buffer, _enc, cb) {
+      if (first && onFirst) onFirst(chunk);
+      first = false;
+      counter.update(chunk);
+      if (tail) tail.last = chunk.length >= 512 ? chunk.subarray(chunk.length - 512) : Buffer.concat([tail.last, chunk]).subarray(-512);
+      cb(null, chunk);
+    },
+  });
+}
+
+function modeOf(header: tarStream.Header): number {
+  return (header.mode ?? 0) & 0o7777;
+}
+
+function attrsOf(header: tarStream.Header) {
+  const pax = (header.pax ?? {}) as Record<string, string>;
+  const xattrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice(13)] = v;
+  const num = (paxKey: string, fallback: number) => (pax[paxKey] !== undefined ? Number(pax[paxKey]) : fallback);
+  const mtime = header.mtime instanceof Date ? Math.floor(header.mtime.getTime() / 1000) : 0;
+  return {
+    mode: modeOf(header),
+    uid: num('uid', header.uid ?? 0),
+    gid: num('gid', header.gid ?? 0),
+    mtime: Number.isFinite(mtime) ? mtime : 0,
+    xattrs,
+  };
+}
+
+function wrapTarError(err: unknown, source: string): unknown {
+  if (err instanceof CloudRootfsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new CorruptArchiveError(`${source}: not a readable tar archive: ${message}`, { source }, { cause: err });
+}
+
+/**
+ * Read a layer blob. `blob.open()` must give the stored bytes (compressed or not) each time it is
+ * called; it is called once here and again whenever file contents are read later.
+ */
+export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {}): Promise<ReadLayer> {
+  const source = options.source ?? blob.source ?? 'layer';
+  const raw = new DigestCounter();
+  const tar = new DigestCounter();
+  let compression: CompressionAlgorithm = 'none';
+  const tail = { last: Buffer.alloc(0) };
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const assembler = new LayerAssembler({ maxPathBytes: options.maxPathBytes, source });
+
+  let pool: RangeReaderPool | undefined;
+  const contentAt = (offset: number, size: number, name: string): Content => {
+    if (compression === 'none' && blob.file) {
+      return fileRangeContent(blob.file.fs, blob.file.path, blob.file.offset + offset, size, `${source}:${name}`);
+    }
+    pool ??= new RangeReaderPool(() => decompressStream(blob.open()), source);
+    const p = pool;
+    return { size, source: `${source}:${name}`, open: () => p.open(offset, size) };
+  };
+
+  const rawStream = blob.open();
+  const tapped = rawStream.pipe(
+    tap(raw, (first) => {
+      const c = detectCompression(first);
+      compression = c === 'gzip' ? 'gzip' : c === 'zstd' ? 'zstd' : 'none';
+    }),
+  );
+  rawStream.on('error', (err) => tapped.destroy(err));
+  const uncompressed = decompressStream(tapped, { maxOutputBytes: options.maxUncompressedBytes ?? 2 ** 40 });
+  const counted = uncompressed.pipe(tap(tar, undefined, tail));
+  uncompressed.on('error', (err) => counted.destroy(err));
+  const extract = tarStream.extract();
+  counted.on('error', (err) => extract.destroy(err));
+  counted.pipe(extract as unknown as NodeJS.WritableStream);
+
+  let entries = 0;
+  try {
+    for await (const stream of extract) {
+      const header = stream.header as tarStream.Header & { byteOffset?: number };
+      if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
+      const entry = toEntry(header, contentAt, source);
+      stream.resume();
+      if (entry) assembler.add(header.name, entry);
+    }
+  } catch (err) {
+    rawStream.destroy();
+    throw wrapTarError(err, source);
+  }
+  if (tar.size > 0 && !tail.last.every((b) => b === 0)) {
+    throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source });
+  }
+  const result: ReadLayer = {
+    layer: assembler.finish(),
+    diffId: tar.digest(),
+    digest: raw.digest(),
+    size: raw.size,
+    uncompressedSize: tar.size,
+    compression,
+    entries,
+  };
+  if (options.expectedSize !== undefined && options.expectedSize !== result.size) {
+    throw new SizeMismatchError(options.expectedSize, result.size, `${source} blob`);
+  }
+  if (options.expectedDigest && options.expectedDigest !== result.digest) {
+    throw new DigestMismatchError(options.expectedDigest, result.digest, `${source} blob`);
+  }
+  if (options.expectedDiffId && options.expectedDiffId !== result.diffId) {
+    throw new DigestMismatchError(options.expectedDiffId, result.diffId, `${source} diff_id`);
+  }
+  return result;
+}
+
+function toEntry(
+  header: tarStream.Header & { byteOffset?: number },
+  contentAt: (offset: number, size: number, name: string) => Content,
+  source: string,
+): Entry | undefined {
+  const attrs = attrsOf(header);
+  switch (header.type as string) {
+    case 'file':
+    case 'contiguous-file': {
+      if (header.size > 0 && header.byteOffset === undefined) {
+        throw new CorruptArchiveError(`${source}: cannot locate the data of ${header.name}`, { source });
+      }
+      return fileEntry(contentAt(header.byteOffset ?? 0, header.size, header.name), attrs);
+    }
+    case 'directory':
+      return directoryEntry(attrs);
+    case 'symlink':
+      if (!header.linkname) throw new CorruptArchiveError(`${source}: symlink ${header.name} has no target`, { source });
+      return symlinkEntry(header.linkname, attrs);
+    case 'link':
+      if (!header.linkname) throw new CorruptArchiveError(`${source}: hardlink ${header.name} has no target`, { source });
+      return hardlinkEntry(header.linkname, attrs);
+    case 'pax-global-header':
+      return undefined;
+    default:
+      throw new UnsupportedEntryError(
+        `${source}: ${header.name} is a ${header.type}; a CloudRootfs holds only files, directories and links`,
+        header.name,
+        String(header.type),
+      );
+  }
+}
+
+/** Read a layer from an in-memory or streamed tar given as an opener (tests, ADD of local archives). */
+export function readLayerTar(open: () => Readable, options: ReadLayerOptions = {}): Promise<ReadLayer> {
+  return readLayerBlob({ size: -1, open }, options);
+}

@@ -1,0 +1,253 @@
+/**
+ * Layer → tar → (diff_id) → compression → (digest, size) → sink, in one streaming pass.
+ *
+ * Reproducible by construction (oci.md §6): canonical order (tar names in byte order, whiteouts
+ * before their siblings, parents before children), numeric uid/gid with empty user/group names,
+ * mtimes clamped to the source date epoch (default 0), PAX only when a value does not fit USTAR,
+ * PAX records in a fixed order, a 1024-byte trailer, gzip with MTIME 0. The same Layer always
+ * gives the same diff_id; with the same zlib, the same digest.
+ */
+import { Readable } from 'node:stream';
+import * as tarStream from 'tar-stream';
+import { createEncoder, DigestCounter, detectCompression, type CompressionAlgorithm } from '../compress';
+import { Entry, FileEntry, IMPLICIT_DIRECTORY } from '../entry';
+import { IO_CHUNK } from '../fs';
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, baseName, joinPath, parentPath } from '../path';
+import { Layer } from '../layer/layer';
+import { MEDIA_TYPES } from '../media-types';
+
+export interface LayerTarOptions {
+  /** Upper bound for every mtime, in seconds (SOURCE_DATE_EPOCH). Default 0. */
+  sourceDateEpoch?: number;
+}
+
+export interface EncodeLayerOptions extends LayerTarOptions {
+  compression?: CompressionAlgorithm;
+  /** gzip level 1-9 (default 6) or zstd level. */
+  level?: number;
+  /** Parallel gzip blocks in flight (default: available cores). Never changes the output bytes. */
+  concurrency?: number;
+  /** Store (not re-deflate) files that are already compressed. Default true. */
+  storeCompressed?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface EncodedLayer {
+  /** sha256 of the uncompressed tar: `config.rootfs.diff_ids[i]`. */
+  diffId: string;
+  /** sha256 of the blob as stored: the manifest's layer digest. */
+  digest: string;
+  size: number;
+  mediaType: string;
+  uncompressedSize: number;
+  compression: CompressionAlgorithm;
+}
+
+const TYPE_BITS = { file: 0o100000, directory: 0o040000, symlink: 0o120000, link: 0o100000 } as const;
+const USTAR_MAX_ID = 0o7777777;
+const USTAR_MAX_SIZE = 0o77777777777;
+/** Files smaller than this are deflated whatever they hold: storing them gains nothing. */
+const STORE_MIN_SIZE = 64 * 1024;
+
+type TarHeader = tarStream.Header & { pax?: Record<string, string> };
+
+function headerFor(name: string, entry: Entry | undefined, type: keyof typeof TYPE_BITS, epoch: number, size = 0, linkname?: string): TarHeader {
+  const e = entry ?? IMPLICIT_DIRECTORY;
+  const pax: Record<string, string> = {};
+  if (e.uid > USTAR_MAX_ID) pax.uid = String(e.uid);
+  if (e.gid > USTAR_MAX_ID) pax.gid = String(e.gid);
+  if (size > USTAR_MAX_SIZE) pax.size = String(size);
+  if (e.xattrs) for (const k of Object.keys(e.xattrs).sort()) pax[`SCHILY.xattr.${k}`] = e.xattrs[k];
+  const mtime = Math.max(0, Math.min(e.mtime, epoch));
+  return {
+    name: type === 'directory' ? name + '/' : name,
+    // Type bits keep tar-stream from mistaking mode 0 for "unset"; only 0o7777 is encoded.
+    mode: (e.mode & 0o7777) | TYPE_BITS[type],
+    uid: Math.min(e.uid, USTAR_MAX_ID),
+    gid: Math.min(e.gid, USTAR_MAX_ID),
+    size,
+    mtime: new Date(mtime * 1000),
+    type,
+    linkname: linkname ?? '',
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+    ...(Object.keys(pax).length > 0 ? { pax } : {}),
+  };
+}
+
+function whiteoutHeader(name: string): TarHeader {
+  return headerFor(name, { type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0 } as Entry, 'file', 0);
+}
+
+interface PackedEntry {
+  header: TarHeader;
+  file?: FileEntry;
+}
+
+/** The tar entries of a layer, in canonical order (parents the layer only implies included). */
+export function* layerTarEntries(layer: Layer, options: LayerTarOptions = {}): Generator<PackedEntry> {
+  const epoch = options.sourceDateEpoch ?? 0;
+  const emittedDirs = new Set<string>(['']);
+  const firstPathOf = new Map<Entry, string>();
+  function* parents(path: string): Generator<PackedEntry> {
+    const missing: string[] = [];
+    for (let p = parentPath(path); !emittedDirs.has(p); p = parentPath(p)) missing.push(p);
+    for (const p of missing.reverse()) {
+      emittedDirs.add(p);
+      yield { header: headerFor(p, layer.get(p) ?? IMPLICIT_DIRECTORY, 'directory', epoch) };
+    }
+  }
+  for (const step of layer.steps()) {
+    if (step.kind === 'opaque') {
+      const name = joinPath(step.path, OPAQUE_WHITEOUT);
+      yield* parents(name);
+      yield { header: whiteoutHeader(name) };
+      continue;
+    }
+    if (step.kind === 'whiteout') {
+      const name = joinPath(parentPath(step.path), WHITEOUT_PREFIX + baseName(step.path));
+      yield* parents(name);
+      yield { header: whiteoutHeader(name) };
+      continue;
+    }
+    const { path } = step;
+    const entry = step.node.entry!;
+    if (path === '') {
+      yield { header: { ...headerFor('.', entry, 'directory', epoch), name: './' } };
+      continue;
+    }
+    yield* parents(path);
+    switch (entry.type) {
+      case 'directory':
+        emittedDirs.add(path);
+        yield { header: headerFor(path, entry, 'directory', epoch) };
+        break;
+      case 'symlink':
+        yield { header: headerFor(path, entry, 'symlink', epoch, 0, entry.target) };
+        break;
+      case 'hardlink':
+        yield { header: headerFor(path, entry, 'link', epoch, 0, entry.target) };
+        break;
+      case 'file': {
+        const first = firstPathOf.get(entry);
+        if (first !== undefined) {
+          yield { header: headerFor(path, entry, 'link', epoch, 0, first) };
+        } else {
+          firstPathOf.set(entry, path);
+          yield { header: headerFor(path, entry, 'file', epoch, entry.content.size), file: entry };
+        }
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Feed a layer into a tar-stream pack. Content chunks of already-compressed files are recorded in
+ * `stored`: tar-stream pushes the very Buffer objects it is given, so the consumer can tell them apart.
+ */
+async function packLayer(layer: Layer, pack: tarStream.Pack, options: LayerTarOptions, stored?: WeakSet<Buffer>): Promise<void> {
+  for (const { header, file } of layerTarEntries(layer, options)) {
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      // Failures reach the caller through reject(); the sink's own error event is only an echo.
+      sink.on('error', () => undefined);
+      if (!file || file.content.size === 0) {
+        sink.end(undefined);
+        return;
+      }
+      void pipeContent(file, sink, stored).then(
+        () => sink.end(undefined),
+        (err) => {
+          sink.destroy(err);
+          reject(err);
+        },
+      );
+    });
+  }
+  pack.finalize();
+}
+
+async function pipeContent(file: FileEntry, sink: ReturnType<tarStream.Pack['entry']>, stored?: WeakSet<Buffer>): Promise<void> {
+  let first = true;
+  let store = false;
+  const source = file.content.open();
+  try {
+    for await (const chunk of source) {
+      const buf = chunk as Buffer;
+      if (first) {
+        first = false;
+        store = stored !== undefined && file.content.size >= STORE_MIN_SIZE && detectCompression(buf) !== undefined;
+      }
+      if (store) stored!.add(buf);
+      if (!sink.write(buf)) await new Promise<void>((resolve) => sink.once('drain', () => resolve()));
+    }
+  } finally {
+    source.destroy();
+  }
+}
+
+/** The layer as an uncompressed tar stream (no hashing). */
+export function layerTarStream(layer: Layer, options: LayerTarOptions = {}): Readable {
+  const pack = tarStream.pack({ highWaterMark: IO_CHUNK });
+  packLayer(layer, pack, options).catch((err) => pack.destroy(err));
+  return Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false, highWaterMark: IO_CHUNK });
+}
+
+export function layerMediaType(compression: CompressionAlgorithm): string {
+  return compression === 'gzip' ? MEDIA_TYPES.layerGzip : compression === 'zstd' ? MEDIA_TYPES.layerZstd : MEDIA_TYPES.layer;
+}
+
+/**
+ * Write the layer's blob to `sink` in one pass and return its descriptor facts. `sink` receives the
+ * compressed bytes in order; a returned promise is awaited (backpressure).
+ */
+export async function encodeLayer(
+  layer: Layer,
+  sink: (chunk: Buffer) => void | Promise<void>,
+  options: EncodeLayerOptions = {},
+): Promise<EncodedLayer> {
+  const compression = options.compression ?? 'gzip';
+  const stored = options.storeCompressed === false || compression !== 'gzip' ? undefined : new WeakSet<Buffer>();
+  const diffId = new DigestCounter();
+  const digest = new DigestCounter();
+  const encoder = createEncoder(
+    (chunk) => {
+      digest.update(chunk);
+      return sink(chunk);
+    },
+    { algorithm: compression, level: options.level, concurrency: options.concurrency },
+  );
+  const pack = tarStream.pack({ highWaterMark: IO_CHUNK });
+  const onAbort = () => pack.destroy(options.signal?.reason ?? new Error('aborted'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const producing = packLayer(layer, pack, options, stored).catch((err) => {
+    pack.destroy(err);
+    throw err;
+  });
+  try {
+    for await (const chunk of pack as unknown as AsyncIterable<Buffer>) {
+      diffId.update(chunk);
+      await encoder.write(chunk, stored?.has(chunk) ? { store: true } : undefined);
+    }
+    await producing;
+    await encoder.end();
+  } catch (err) {
+    encoder.abort(err);
+    pack.destroy(err as Error);
+    await producing.catch(() => undefined);
+    throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  return {
+    diffId: diffId.digest(),
+    digest: digest.digest(),
+    size: digest.size,
+    mediaType: layerMediaType(compression),
+    uncompressedSize: diffId.size,
+    compression,
+  };
+}
