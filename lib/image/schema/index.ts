@@ -1,0 +1,92 @@
+/**
+ * Validation of OCI image-spec documents (descriptor, manifest, index, config, oci-layout) and
+ * of the Docker schema2 manifest and manifest list, which cloudrootfs also reads.
+ *
+ * Two layers, both always run so one call reports every problem:
+ * 1. the image-spec JSON schemas (draft-04, stored in ./json), compiled once per process;
+ * 2. the checks the schemas cannot express (./checks.ts): digest encodings, strict base64 in
+ *    `data` against `size` and `digest`, `Env` entries, history vs `rootfs.diff_ids`.
+ */
+import { SchemaValidationError, UsageError, type SchemaIssue } from '../../errors';
+import { MEDIA_TYPES } from '../../media-types';
+import { semanticIssues, type SemanticCheckOptions } from './checks';
+import { OCI_DOCUMENT_KINDS, OCI_DOCUMENT_NAMES, schemaValidator, type OciDocumentKind } from './oci-schemas';
+import { issuesFromAjv } from './ajv';
+
+export type { OciDocumentKind } from './oci-schemas';
+export { OCI_DOCUMENT_KINDS } from './oci-schemas';
+export { createAjv, createDraft04Ajv, issuesFromAjv } from './ajv';
+export { digestProblem, decodeStrictBase64 } from './checks';
+
+export interface OciValidationOptions extends SemanticCheckOptions {
+  /** Where the document came from; copied into every issue and the error message. */
+  file?: string;
+}
+
+/** Media types whose documents this module validates, and the kind each one is. */
+const KIND_BY_MEDIA_TYPE: Readonly<Record<string, OciDocumentKind>> = {
+  'application/vnd.oci.descriptor.v1+json': 'descriptor',
+  'application/vnd.oci.layout.header.v1+json': 'layout',
+  [MEDIA_TYPES.manifest]: 'manifest',
+  [MEDIA_TYPES.index]: 'index',
+  [MEDIA_TYPES.config]: 'config',
+  // Docker's image config is the OCI config plus Docker-only fields, which the schema allows.
+  [MEDIA_TYPES.dockerConfig]: 'config',
+  [MEDIA_TYPES.dockerManifest]: 'docker-manifest',
+  [MEDIA_TYPES.dockerManifestList]: 'docker-manifest-list',
+};
+
+/** The document kind for a media type, or `undefined` when this module has no schema for it. */
+export function ociDocumentKindForMediaType(mediaType: string): OciDocumentKind | undefined {
+  return Object.prototype.hasOwnProperty.call(KIND_BY_MEDIA_TYPE, mediaType) ? KIND_BY_MEDIA_TYPE[mediaType] : undefined;
+}
+
+function assertKind(kind: unknown): asserts kind is OciDocumentKind {
+  if (!(OCI_DOCUMENT_KINDS as readonly unknown[]).includes(kind)) {
+    throw new UsageError(`unknown OCI document kind ${JSON.stringify(kind)}; expected one of ${OCI_DOCUMENT_KINDS.join(', ')}`);
+  }
+}
+
+/**
+ * Every problem with `value` as a document of `kind`: schema issues first, then those of the
+ * extra checks. An empty array means valid.
+ */
+export function checkOciDocument(kind: OciDocumentKind, value: unknown, options: OciValidationOptions = {}): SchemaIssue[] {
+  assertKind(kind);
+  const validate = schemaValidator(kind);
+  validate(value);
+  const issues = [...issuesFromAjv(validate.errors, options.file), ...semanticIssues(kind, value, options)];
+  if (options.file === undefined) return issues;
+  return issues.map((i) => (i.file === undefined ? { ...i, file: options.file } : i));
+}
+
+/** Throws a `SchemaValidationError` listing every problem when `value` is not a valid `kind`. */
+export function validateOciDocument(kind: OciDocumentKind, value: unknown, options: OciValidationOptions = {}): void {
+  const issues = checkOciDocument(kind, value, options);
+  if (issues.length > 0) throw new SchemaValidationError(OCI_DOCUMENT_NAMES[kind], issues, options.file);
+}
+
+/**
+ * Parses stored bytes (or text) as JSON and validates the result as `kind`, returning it.
+ * Bytes must be UTF-8 (I-JSON); text that is not JSON is a `SchemaValidationError` like any other
+ * invalid document, so callers need only one catch.
+ */
+export function parseOciDocument<T = unknown>(
+  kind: OciDocumentKind,
+  input: string | Uint8Array,
+  options: OciValidationOptions = {},
+): T {
+  assertKind(kind);
+  let value: unknown;
+  try {
+    const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
+    value = JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const issue: SchemaIssue = { field: '', message: `is not valid UTF-8 JSON (${reason})` };
+    if (options.file !== undefined) issue.file = options.file;
+    throw new SchemaValidationError(OCI_DOCUMENT_NAMES[kind], [issue], options.file);
+  }
+  validateOciDocument(kind, value, options);
+  return value as T;
+}
