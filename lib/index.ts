@@ -1,0 +1,115 @@
+/**
+ * cloudrootfs: compose sealer CloudRootfs images programmatically.
+ *
+ * The layers of the API, each building on the one before:
+ *   model      errors, paths, content, entries, Rootfs
+ *   layers     Layer, diff, apply, LayerStack
+ *   formats    layer tarballs, Image/ImageIndex, OCI layout (and archives, store, registry)
+ *   build      Kubefile, ImageBuilder, buildImage
+ *   cli        runCli
+ */
+export * from './errors';
+export { diskFs, type FileSystem, type FsStats } from './fs';
+export {
+  cleanPath,
+  joinPath,
+  parentPath,
+  baseName,
+  compareBytes,
+  parseWhiteout,
+  WHITEOUT_PREFIX,
+  OPAQUE_WHITEOUT,
+  type CleanPathOptions,
+  type WhiteoutInfo,
+} from './path';
+export {
+  bufferContent,
+  fileContent,
+  fileRangeContent,
+  readContent,
+  readContentText,
+  contentDigest,
+  contentEquals,
+  type Content,
+} from './content';
+export {
+  fileEntry,
+  directoryEntry,
+  symlinkEntry,
+  hardlinkEntry,
+  withAttributes,
+  sameMetadata,
+  DEFAULT_FILE_MODE,
+  DEFAULT_DIR_MODE,
+  type Entry,
+  type EntryType,
+  type FileEntry,
+  type DirectoryEntry,
+  type SymlinkEntry,
+  type HardlinkEntry,
+  type EntryAttributes,
+  type AttributeOptions,
+} from './entry';
+export { Rootfs, Section, SECTIONS, TOP_LEVEL_FILES, type SectionName, type RootfsEntry, type WithOptions } from './rootfs/rootfs';
+export {
+  readRootfsFromDirectory,
+  writeRootfsToDirectory,
+  type ReadDirectoryOptions,
+  type WriteDirectoryOptions,
+} from './rootfs/io';
+export { Layer, type LayerStats } from './layer/layer';
+export { applyLayer, resolveInRoot } from './layer/apply';
+export { diff, type DiffOptions } from './layer/diff';
+export { LayerStack, flatten } from './layer/stack';
+export { assembleLayer, LayerAssembler, type AssembleOptions } from './layer/assemble';
+export {
+  encodeLayer,
+  layerTarStream,
+  layerTarEntries,
+  type EncodeLayerOptions,
+  type EncodedLayer,
+  type LayerTarOptions,
+} from './tar/write';
+export { readLayerBlob, readLayerTar, type ReadLayerOptions, type ReadLayer } from './tar/read';
+export { MEDIA_TYPES, isLayerMediaType, isManifestMediaType, isIndexMediaType } from './media-types';
+export { Image, ImageIndex, selectImage, timestamp, type ImageInit, type IndexEntry } from './image/image';
+export { blobLayer, changesetLayer, type ImageLayer, type BlobLayer, type ChangesetLayer } from './image/layer';
+export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, platformMatches } from './image/platform';
+export { canonicalJson } from './image/json';
+export { writeImage, writeTarget, type BlobTarget, type WriteImageOptions, type WriteProgress } from './image/write';
+export type {
+  Descriptor,
+  Platform,
+  ImageManifest,
+  ImageIndexDocument,
+  ImageConfigDocument,
+  ContainerConfig,
+  HistoryEntry,
+} from './image/types';
+export {
+  validateOciDocument,
+  checkOciDocument,
+  parseOciDocument,
+  ociDocumentKindForMediaType,
+  OCI_DOCUMENT_KINDS,
+  createAjv,
+  createDraft04Ajv,
+  issuesFromAjv,
+  digestProblem,
+  decodeStrictBase64,
+  type OciDocumentKind,
+  type OciValidationOptions,
+} from './image/schema';
+export {
+  OciLayout,
+  readOciLayout,
+  readOciImage,
+  writeOciLayout,
+  REF_NAME,
+  type ReadLayoutOptions,
+  type WriteLayoutOptions,
+} from './formats/layout';
+export { loadImage, loadTarget, parseImageRef, formatImageRef, type ImageRef, type LoadOptions } from './transports';
+export { inspectImage, inspectTarget, type ImageInspection, type InspectOptions } from './inspect';
+export * from './kubefile';
+export { runCli } from './cli/main';
