@@ -76,6 +76,7 @@ export { Image, ImageIndex, selectImage, timestamp, type ImageInit, type IndexEn
 export { blobLayer, changesetLayer, type ImageLayer, type BlobLayer, type ChangesetLayer } from './image/layer';
 export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, platformMatches } from './image/platform';
 export { canonicalJson } from './image/json';
+export { validate, assertValid, type ValidationReport, type ValidateOptions } from './image/validate';
 export { writeImage, writeTarget, type BlobTarget, type WriteImageOptions, type WriteProgress } from './image/write';
 export type {
   Descriptor,
