@@ -208,6 +208,24 @@ export class ValidationError extends CloudRootfsError {
   }
 }
 
+/**
+ * A build step failed (a RUN that exited non-zero, a COPY whose source is missing…). `details`
+ * name the step (`instruction`, and `file`/`line` for a Kubefile); `cause` is the underlying
+ * error and `details.causeCode` its code when it was a CloudRootfsError.
+ */
+export class BuildError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('BUILD_FAILED', message, details, options);
+  }
+}
+
+/** A `.tmpl` file that cannot be parsed or rendered; `file`, `line` and `column` say where. */
+export class TemplateError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('TEMPLATE_ERROR', message, details);
+  }
+}
+
 export class UsageError extends CloudRootfsError {
   constructor(message: string) {
     super('USAGE', message);
