@@ -1,0 +1,15 @@
+export type { CompressionAlgorithm, EncodeSummary, Encoder, Sink, WriteHint } from './types';
+export { ParallelGzipEncoder, DEFAULT_BLOCK_SIZE, DEFAULT_GZIP_LEVEL, type ParallelGzipOptions } from './pgzip';
+export {
+  GzipEncoder,
+  ZstdEncoder,
+  IdentityEncoder,
+  DEFAULT_ZSTD_LEVEL,
+  type GzipEncoderOptions,
+  type ZstdEncoderOptions,
+} from './stream-encoders';
+export { createEncoder, type EncoderOptions } from './encoder';
+export { detectCompression, isCompressed, SNIFF_BYTES, type DetectedCompression } from './sniff';
+export { createDecoder, decompressStream, type DecompressOptions } from './decode';
+export { DigestCounter, digestOfBuffer, digestOfStream, hashingTransform, teeSink, type Sha256Digest } from './digest';
+export { zstdAvailable } from './zstd';
