@@ -239,6 +239,13 @@ export class UnsupportedError extends CloudRootfsError {
   }
 }
 
+/** A lock (the image store's index lock) could not be taken in time: another process holds it. */
+export class LockTimeoutError extends CloudRootfsError {
+  constructor(readonly lockPath: string, readonly waitedMs: number, holder?: unknown) {
+    super('LOCK_TIMEOUT', `timed out after ${waitedMs} ms waiting for the lock ${lockPath}`, { lockPath, waitedMs, holder });
+  }
+}
+
 /** One entry of a registry's `{"errors":[…]}` body (distribution-spec error codes). */
 export interface RegistryErrorEntry {
   code: string;

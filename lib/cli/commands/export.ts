@@ -3,17 +3,17 @@ import { writeRootfsToDirectory } from '../../rootfs/io';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { PLATFORM_OPTION, platformOption } from '../common';
+import { PLATFORM_OPTION, STORE_OPTION, loadOptions } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write the merged rootfs of an image to a new directory',
-  usage: 'export REF OUTDIR [--platform OS/ARCH] [--force]',
-  options: [PLATFORM_OPTION, { name: 'force', type: 'boolean', description: 'replace OUTDIR if it exists and is not empty' }],
+  usage: 'export REF OUTDIR [--platform OS/ARCH] [--force] [--store DIR]',
+  options: [PLATFORM_OPTION, { name: 'force', type: 'boolean', description: 'replace OUTDIR if it exists and is not empty' }, STORE_OPTION],
   positionals: [2, 2],
   async run(ctx) {
     const [ref, out] = ctx.args.positionals;
-    const image = await loadImage(ref, { fs: ctx.fs, platform: platformOption(ctx) });
+    const image = await loadImage(ref, loadOptions(ctx));
     const rootfs = await image.flatten();
     await writeRootfsToDirectory(rootfs, resolve(out), { fs: ctx.fs, overwrite: !!ctx.args.options.force });
     print(ctx, `exported ${rootfs.size} entries to ${out}`);

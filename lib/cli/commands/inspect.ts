@@ -1,18 +1,19 @@
+/** `cloudrootfs inspect`: an image as sealer's inspect prints it (id, name, digest, manifestv1, ociv1, imageExtension, containerImageList). */
 import { inspectTarget } from '../../inspect';
 import { loadTarget } from '../../transports';
 import type { Command } from '../command';
-import { printJson } from '../command';
-import { PLATFORM_OPTION, platformOption } from '../common';
+import { PLATFORM_OPTION, STORE_OPTION, loadOptions, platformOption } from '../common';
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'print an image as JSON: manifest, config, layer digests and sizes',
-  usage: 'inspect REF [--platform OS/ARCH]',
-  options: [PLATFORM_OPTION],
+  summary: 'print an image as JSON in the shape sealer inspect prints (works without sealer metadata too)',
+  usage: 'inspect REF [--platform OS/ARCH] [--store DIR]',
+  options: [PLATFORM_OPTION, STORE_OPTION],
   positionals: [1, 1],
   async run(ctx) {
     const [ref] = ctx.args.positionals;
-    const target = await loadTarget(ref, { fs: ctx.fs });
-    printJson(ctx, await inspectTarget(target, { platform: platformOption(ctx), reference: ref }));
+    const target = await loadTarget(ref, loadOptions(ctx));
+    // sealer indents with four spaces.
+    ctx.stdout.write(JSON.stringify(await inspectTarget(target, { platform: platformOption(ctx), reference: ref }), null, 4) + '\n');
   },
 };

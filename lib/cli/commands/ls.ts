@@ -4,7 +4,7 @@ import { cleanPath } from '../../path';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { JSON_OPTION, PLATFORM_OPTION, platformOption } from '../common';
+import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, loadOptions } from '../common';
 
 const TYPE_CHAR: Record<Entry['type'], string> = { file: '-', directory: 'd', symlink: 'l', hardlink: 'h' };
 
@@ -24,12 +24,12 @@ export function modeString(entry: Entry): string {
 export const lsCommand: Command = {
   name: 'ls',
   summary: 'list the merged rootfs of an image: type+mode, uid:gid, size, path, link target',
-  usage: 'ls REF [PATH] [--platform OS/ARCH] [--json]',
-  options: [PLATFORM_OPTION, JSON_OPTION],
+  usage: 'ls REF [PATH] [--platform OS/ARCH] [--json] [--store DIR]',
+  options: [PLATFORM_OPTION, JSON_OPTION, STORE_OPTION],
   positionals: [1, 2],
   async run(ctx) {
     const [ref, under = ''] = ctx.args.positionals;
-    const image = await loadImage(ref, { fs: ctx.fs, platform: platformOption(ctx) });
+    const image = await loadImage(ref, loadOptions(ctx));
     const rootfs = await image.flatten();
     const start = cleanPath(under, { what: 'path' });
     const top = start === '' ? rootfs.rootEntry : rootfs.get(start);

@@ -1,0 +1,107 @@
+/** `cloudrootfs build`: a thin shell over buildImage(). */
+import { resolve } from 'node:path';
+import { buildImage, type BuildImageResult, type BuiltLayer } from '../../build/build-image';
+import type { CopyMode } from '../../build/copy';
+import type { ImageType } from '../../build/builder';
+import { UsageError } from '../../errors';
+import { formatPlatform } from '../../image/platform';
+import type { Command, CommandContext } from '../command';
+import { print, printJson } from '../command';
+import { JSON_OPTION } from '../common';
+
+function keyValues(list: unknown, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of (list as string[] | undefined) ?? []) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new UsageError(`${what} ${JSON.stringify(item)}: expected KEY=VALUE`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+function layerLine(l: BuiltLayer, i: number): string {
+  const origin = l.fromBase ? 'base' : 'new ';
+  return `  ${String(i + 1).padStart(2)}. ${origin} ${l.digest}  ${formatSize(l.size).padStart(10)}  ${l.createdBy ?? ''}`;
+}
+
+/** The human summary of a build (also used by scripts/example.js through the API). */
+export function describeBuild(result: BuildImageResult): string[] {
+  const lines = [`${result.stored ? `built ${result.tag}` : 'built (not stored: no tag)'} ${result.digest}`];
+  for (const image of result.images) {
+    lines.push(`${formatPlatform(image.platform)}: manifest ${image.digest}, config ${image.configDigest}`);
+    image.layers.forEach((l, i) => lines.push(layerLine(l, i)));
+  }
+  return lines;
+}
+
+export const buildCommand: Command = {
+  name: 'build',
+  summary: 'build a CloudImage from a Kubefile and a context directory',
+  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [CONTEXT]',
+  options: [
+    { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },
+    { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME:TAG', description: 'store the image under this name (without it, only digests are computed)' },
+    { name: 'build-arg', type: 'list', placeholder: 'K=V', description: 'set a build argument (repeatable)' },
+    { name: 'platform', type: 'list', placeholder: 'OS/ARCH[,…]', description: 'target platform(s); several make an index (default: this machine\'s)' },
+    { name: 'copy-mode', type: 'string', placeholder: 'docker|legacy', description: 'COPY semantics: docker (sealer v0.9+, default) or legacy (v0.8 nesting)' },
+    { name: 'label', type: 'list', placeholder: 'K=V', description: 'add an image label (repeatable)' },
+    { name: 'annotation', type: 'list', placeholder: 'K=V', description: 'add a manifest annotation (repeatable)' },
+    { name: 'type', type: 'string', placeholder: 'kube-installer|app-installer', description: 'sealer image type (default kube-installer)' },
+    { name: 'source-date-epoch', type: 'string', placeholder: 'SECONDS', description: 'timestamps and mtime clamp (default $SOURCE_DATE_EPOCH or 0)' },
+    { name: 'quiet', alias: 'q', type: 'boolean', description: 'print only the digest' },
+    JSON_OPTION,
+  ],
+  positionals: [0, 1],
+  async run(ctx: CommandContext) {
+    const o = ctx.args.options;
+    const context = resolve(ctx.args.positionals[0] ?? '.');
+    const copyMode = o['copy-mode'] as string | undefined;
+    if (copyMode !== undefined && copyMode !== 'docker' && copyMode !== 'legacy') throw new UsageError(`--copy-mode must be docker or legacy (got ${JSON.stringify(copyMode)})`);
+    const type = o.type as string | undefined;
+    if (type !== undefined && type !== 'kube-installer' && type !== 'app-installer') throw new UsageError(`--type must be kube-installer or app-installer (got ${JSON.stringify(type)})`);
+    const epochText = o['source-date-epoch'] as string | undefined;
+    if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`--source-date-epoch must be a number of seconds (got ${JSON.stringify(epochText)})`);
+    const platforms = ((o.platform as string[] | undefined) ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+    const quiet = !!o.quiet || !!o.json;
+    const result = await buildImage({
+      context,
+      kubefile: typeof o.file === 'string' ? resolve(o.file) : undefined,
+      tag: o.tag as string | undefined,
+      buildArgs: keyValues(o['build-arg'], '--build-arg'),
+      platforms,
+      fs: ctx.fs,
+      env: ctx.env,
+      copyMode: copyMode as CopyMode | undefined,
+      imageType: type as ImageType | undefined,
+      labels: keyValues(o.label, '--label'),
+      annotations: keyValues(o.annotation, '--annotation'),
+      sourceDateEpoch: epochText !== undefined ? Number(epochText) : undefined,
+      onProgress: quiet
+        ? undefined
+        : (e) => {
+            if (e.phase === 'step') ctx.stderr.write(`[${e.platform}] STEP ${e.index}: ${e.instruction}\n`);
+          },
+    });
+    try {
+      for (const w of result.warnings) ctx.stderr.write(`warning: ${w.file ? `${w.file}${w.line ? `:${w.line}` : ''}: ` : ''}${w.message}\n`);
+      if (o.json) {
+        printJson(ctx, { digest: result.digest, tag: result.tag, stored: result.stored, images: result.images, warnings: result.warnings });
+      } else if (o.quiet) print(ctx, result.digest);
+      else for (const line of describeBuild(result)) print(ctx, line);
+    } finally {
+      await result.dispose();
+    }
+  },
+};

@@ -1,0 +1,31 @@
+/** `cloudrootfs tag`: another name for a stored image (or import one from any reference). */
+import { copyImage, parseImageRef } from '../../transports';
+import type { Command } from '../command';
+import { print } from '../command';
+import { QUIET_OPTION, STORE_OPTION, openStore, storeOptions } from '../common';
+import { storeName } from '../../store/names';
+import { progressFor } from '../progress';
+
+export const tagCommand: Command = {
+  name: 'tag',
+  summary: 'name a stored image (SOURCE may also be oci:, oci-archive: or docker-archive:, which imports it)',
+  usage: 'tag SOURCE TARGET [--store DIR]',
+  options: [QUIET_OPTION, STORE_OPTION],
+  positionals: [2, 2],
+  async run(ctx) {
+    const [source, target] = ctx.args.positionals;
+    const name = storeName(target);
+    const src = parseImageRef(source);
+    if (src.transport === 'store') {
+      await (await openStore(ctx)).tag(src.name, target);
+    } else {
+      const progress = progressFor(ctx, `importing ${source}`);
+      try {
+        await copyImage(src, { transport: 'store', name: target }, { fs: ctx.fs, store: storeOptions(ctx), onProgress: progress.onProgress });
+      } finally {
+        progress.done();
+      }
+    }
+    print(ctx, `tagged ${name.reference}`);
+  },
+};

@@ -1,0 +1,66 @@
+/**
+ * `load`: every image of an archive (oci-archive, docker-archive hybrid or classic) into the
+ * store, under the names the archive gives (or the caller's). All images are opened and every
+ * layer verified (digest and diff_id) before anything is tagged, so a bad archive leaves the
+ * store's images as they were; blobs already copied for it are collected again.
+ */
+import { CloudRootfsError } from '../errors';
+import type { FileSystem } from '../fs';
+import type { Image, ImageIndex } from '../image/image';
+import type { Descriptor } from '../image/types';
+import type { WriteImageOptions, WriteProgress } from '../image/write';
+import { openImageArchive, type ArchiveFormat } from '../formats/archive';
+import { verifyLayers, type VerifyProgress } from '../formats/verify';
+import type { ImageStore } from './store';
+
+export interface LoadArchiveOptions extends Omit<WriteImageOptions, 'onProgress'> {
+  fs: FileSystem;
+  /** Names to give the archive's image instead of those it carries (archives of one image). */
+  names?: string[];
+  onProgress?: (event: WriteProgress | VerifyProgress) => void;
+}
+
+export interface LoadedImage {
+  descriptor: Descriptor;
+  /** Full normalized names it was tagged with (empty: stored untagged). */
+  names: string[];
+}
+
+export interface LoadArchiveResult {
+  format: ArchiveFormat;
+  images: LoadedImage[];
+}
+
+export async function loadArchiveIntoStore(store: ImageStore, file: string, options: LoadArchiveOptions): Promise<LoadArchiveResult> {
+  const archive = await openImageArchive(file, { fs: options.fs });
+  try {
+    if (options.names && options.names.length > 0 && archive.images.length !== 1) {
+      throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${file} holds ${archive.images.length} images; names can only be given for one`, { file });
+    }
+    const targets: { target: Image | ImageIndex; names: string[] }[] = [];
+    for (const entry of archive.images) {
+      const target = await entry.load();
+      await verifyLayers(target, { onProgress: options.onProgress });
+      targets.push({ target, names: options.names && options.names.length > 0 ? options.names : entry.names });
+    }
+    const images: LoadedImage[] = [];
+    try {
+      for (const { target, names } of targets) {
+        if (names.length === 0) {
+          images.push({ descriptor: await store.putUntagged(target, options), names: [] });
+          continue;
+        }
+        const descriptor = await store.put(target, names[0], options);
+        for (const extra of names.slice(1)) await store.tag(names[0], extra);
+        images.push({ descriptor, names });
+      }
+    } catch (err) {
+      // Copying failed half-way (a blob that lied about its bytes, a full disk): sweep what we left.
+      await store.gc().catch(() => undefined);
+      throw err;
+    }
+    return { format: archive.format, images };
+  } finally {
+    archive.close();
+  }
+}
