@@ -85,6 +85,10 @@ export function rememberEncoding(layer: Layer, key: string, known: KnownBlob): v
   m.set(key, known);
 }
 
+export function forgetEncoding(layer: Layer, key: string): void {
+  encodings.get(layer)?.delete(key);
+}
+
 export function knownEncoding(layer: Layer, key: string): KnownBlob | undefined {
   return encodings.get(layer)?.get(key);
 }

@@ -7,7 +7,9 @@ import { Content } from '../content';
 import { Layer } from '../layer/layer';
 import { EncodedLayer, EncodeLayerOptions } from '../tar/write';
 import { Image, ImageIndex } from './image';
-import { encodingKey, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
+import { encodingKey, forgetEncoding, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
+import { CloudRootfsError, InvalidImageError } from '../errors';
+import { errnoCode } from '../fs';
 import { serializeImage, serializeIndex, WrittenLayer } from './serialize';
 import type { Descriptor } from './types';
 
@@ -67,10 +69,17 @@ async function writeLayers(image: Image, target: BlobTarget, options: WriteImage
     const known = knownEncoding(layer.layer, key);
     if (known) {
       const descriptor: Descriptor = { mediaType: known.encoded.mediaType, digest: known.encoded.digest, size: known.encoded.size };
-      const skipped = await target.has(descriptor);
-      if (!skipped) await target.putContent(known.blob, descriptor);
-      options.onProgress?.({ phase: 'layer', digest: descriptor.digest, skipped, done: descriptor.size, total: descriptor.size });
-      return { descriptor, diffId: known.encoded.diffId };
+      try {
+        const skipped = await target.has(descriptor);
+        if (!skipped) await target.putContent(known.blob, descriptor);
+        options.onProgress?.({ phase: 'layer', digest: descriptor.digest, skipped, done: descriptor.size, total: descriptor.size });
+        return { descriptor, diffId: known.encoded.diffId };
+      } catch (err) {
+        // The remembered blob is gone or changed (a store was cleaned): encode again below.
+        if (err instanceof CloudRootfsError && err.code !== 'SIZE_MISMATCH' && err.code !== 'DIGEST_MISMATCH' && err.code !== 'BLOB_NOT_FOUND') throw err;
+        if (!(err instanceof CloudRootfsError) && errnoCode(err) !== 'ENOENT') throw err;
+        forgetEncoding(layer.layer, key);
+      }
     }
     const { encoded, blob } = await target.putLayer(layer.layer, options);
     if (blob) rememberEncoding(layer.layer, key, { encoded, blob });
@@ -85,6 +94,10 @@ async function putSmall(target: BlobTarget, bytes: Buffer, descriptor: Descripto
 
 /** Write every blob of `image` and return its manifest descriptor (with platform). */
 export async function writeImage(image: Image, target: BlobTarget, options: WriteImageOptions = {}): Promise<Descriptor> {
+  if (image.layers.length === 0) {
+    // The OCI manifest schema requires a layer; readers (ours, oci-image-tool) refuse none.
+    throw new InvalidImageError('an image needs at least one layer (add a file, or COPY something, before writing it)');
+  }
   const layers = await writeLayers(image, target, options);
   const s = serializeImage(image, layers);
   await putSmall(target, s.config, s.configDescriptor);

@@ -100,6 +100,21 @@ describe('OCI image layout', () => {
     expect(await mfs.promises.readdir('/busy')).toEqual(['x']);
   });
 
+  test('an image without layers is refused before anything is written', async () => {
+    const mfs = memfs();
+    await expect(writeOciLayout(Image.empty(), '/out', { fs: mfs })).rejects.toMatchObject({ code: 'INVALID_IMAGE' });
+    expect(await mfs.promises.readdir('/')).toEqual([]);
+  });
+
+  test('a second write reuses the first blob, and encodes again when that blob is gone', async () => {
+    const mfs = memfs();
+    const image = await sampleImage();
+    const first = await writeOciLayout(image, '/one', { fs: mfs, tag: 't' });
+    await mfs.promises.rm('/one', { recursive: true });
+    const second = await writeOciLayout(image, '/two', { fs: mfs, tag: 't' });
+    expect(second.digest).toBe(first.digest);
+  });
+
   test('a failed write leaves no partial layout', async () => {
     const mfs = memfs();
     const broken = Image.empty().withLayer(
