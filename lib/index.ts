@@ -111,6 +111,59 @@ export {
   type WriteLayoutOptions,
 } from './formats/layout';
 export { loadImage, loadTarget, parseImageRef, formatImageRef, type ImageRef, type LoadOptions } from './transports';
-export { inspectImage, inspectTarget, type ImageInspection, type InspectOptions } from './inspect';
+export { saveTarget, copyImage, openStore, type SaveOptions, type CopyOptions, type TransportOptions, type TransferProgress } from './transports';
+export { inspectImage, inspectTarget, type ImageInspection, type InspectOptions, type ImageSpec } from './inspect';
+export * from './sealer';
+export {
+  ImageStore,
+  defaultStoreRoot,
+  STORE_ENV,
+  storeName,
+  parseStoreQuery,
+  collectGarbage,
+  withLock,
+  loadArchiveIntoStore,
+  type StoreOptions,
+  type StoreEntry,
+  type StoreName,
+  type StoreQuery,
+  type GcResult,
+  type LockOptions,
+  type LoadArchiveOptions,
+  type LoadArchiveResult,
+  type LoadedImage,
+} from './store';
+export {
+  writeOciArchive,
+  writeOciArchiveImages,
+  readOciArchive,
+  readOciArchiveImage,
+  archiveAnnotations,
+  type OciArchiveImage,
+  type WriteOciArchiveOptions,
+  type ArchiveWriteOptions,
+  type ReadArchiveOptions,
+  type ArchiveNameOptions,
+} from './formats/oci-archive';
+export {
+  writeDockerArchive,
+  writeDockerArchiveImages,
+  readDockerArchive,
+  readDockerArchiveImage,
+  type DockerArchiveImage,
+  type WriteDockerArchiveOptions,
+} from './formats/docker-archive';
+export { openImageArchive, type ImageArchive, type ArchiveImage, type ArchiveFormat } from './formats/archive';
+export { TarArchive, writeTarArchive, type ArchiveMember, type ArchiveEntry, type ArchiveProgress, type ArchiveLimits } from './formats/archive-io';
+export { verifyLayers, type VerifyProgress, type VerifyOptions } from './formats/verify';
+export {
+  compareRootfs,
+  compareImages,
+  isEmptyComparison,
+  type RootfsComparison,
+  type PathSummary,
+  type PathChange,
+  type ChangeKind,
+} from './compare';
 export * from './kubefile';
 export { runCli } from './cli/main';
