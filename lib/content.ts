@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CloudRootfsError, SizeMismatchError } from './errors';
-import { FileSystem, IO_CHUNK } from './fs';
+import { FileSystem, IO_CHUNK, readChunkFor } from './fs';
 
 export interface Content {
   /** Byte length. */
@@ -41,7 +41,7 @@ export function fileContent(fs: FileSystem, path: string, size: number, digest?:
     digest,
     source: path,
     file: { fs, path, offset: 0 },
-    open: () => checkedLength(fs.createReadStream(path, { highWaterMark: IO_CHUNK }), size, path),
+    open: () => checkedLength(fs.createReadStream(path, { highWaterMark: readChunkFor(size) }), size, path),
   };
 }
 
@@ -54,7 +54,7 @@ export function fileRangeContent(fs: FileSystem, path: string, offset: number, s
     open: () =>
       size === 0
         ? Readable.from([], { objectMode: false })
-        : checkedLength(fs.createReadStream(path, { start: offset, end: offset + size - 1, highWaterMark: IO_CHUNK }), size, path),
+        : checkedLength(fs.createReadStream(path, { start: offset, end: offset + size - 1, highWaterMark: readChunkFor(size) }), size, path),
   };
 }
 

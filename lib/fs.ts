@@ -77,9 +77,12 @@ export interface FileSystem {
 /** The default: the real disk. */
 export const diskFs: FileSystem = nodeFs as unknown as FileSystem;
 
-/** True when `fs` is the process's own node:fs (where child processes, like RUN, can see the files). */
+/**
+ * True when `fs` is the process's own node:fs (where child processes, like RUN, can see the files).
+ * Compared by `promises`: each CommonJS `import * as fs` is a fresh wrapper around the same module.
+ */
 export function isDiskFs(fs: FileSystem): boolean {
-  return fs === diskFs || (fs as unknown) === nodeFs;
+  return (fs as { promises?: unknown }).promises === nodeFs.promises;
 }
 
 export function errnoCode(err: unknown): string | undefined {
@@ -98,3 +101,12 @@ export async function lstatOrUndefined(fs: FileSystem, path: string): Promise<Fs
 
 /** 1 MiB reads: the measured sweet spot for hashing and packing (performance.md §e). */
 export const IO_CHUNK = 1 << 20;
+
+/**
+ * Read-buffer size for a file of `size` bytes: 1 MiB for big files, but no bigger than the file
+ * (rounded up to 16 KiB): a stream allocates a whole highWaterMark per read, and 20k small files
+ * each getting a 1 MiB buffer cost more than reading them.
+ */
+export function readChunkFor(size: number): number {
+  return Math.min(IO_CHUNK, Math.max(16 << 10, Math.ceil((size + 1) / 16384) * 16384));
+}

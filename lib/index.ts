@@ -166,4 +166,5 @@ export {
   type ChangeKind,
 } from './compare';
 export * from './kubefile';
+export * from './build';
 export { runCli } from './cli/main';

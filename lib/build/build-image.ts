@@ -1,0 +1,241 @@
+/**
+ * buildImage(): a Kubefile and a context directory in, an image (or a multi-platform index) out,
+ * with its digests; written to the local store when a tag is given.
+ *
+ * Where the digests come from: writing. With a tag the image goes to the store (the given one,
+ * or the default store) and the result describes what the store now holds. Without a tag nothing
+ * is stored: the layers are encoded once into a digest-only sink (the same tar+gzip pass a write
+ * makes, bytes discarded), so the reported digests are exactly those of any later write with the
+ * same `sourceDateEpoch`, and `result.target` can be written anywhere afterwards.
+ */
+import { posix } from 'node:path';
+import { CloudRootfsError, NotFoundError, UsageError } from '../errors';
+import { FileSystem, diskFs, errnoCode } from '../fs';
+import { Image, ImageIndex } from '../image/image';
+import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
+import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
+import { WriteImageOptions, WriteProgress, writeTarget } from '../image/write';
+import { parseKubefile } from '../kubefile';
+import { ImageStore } from '../store';
+import type { EncodeLayerOptions } from '../tar/write';
+import { BaseImageStore, ImageType, ResolveBase, StepProgress, resolveSourceDateEpoch } from './builder';
+import { readBuildContext } from './context';
+import type { CopyMode } from './copy';
+import { DigestOnlyTarget } from './digest-target';
+import { BuildWarning, interpretKubefile } from './interpreter';
+import { RunExecutor, defaultRunExecutor } from './run';
+
+/** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
+export interface BuildStore extends BaseImageStore {
+  put(target: Image | ImageIndex, name: string, options?: WriteImageOptions): Promise<Descriptor>;
+}
+
+export type BuildProgress = StepProgress | (WriteProgress & { platform?: string });
+
+export interface BuildImageOptions {
+  /** The build context directory. */
+  context: string;
+  /** Path of the Kubefile (default `<context>/Kubefile`). */
+  kubefile?: string;
+  /** The Kubefile's text, instead of reading `kubefile`. */
+  kubefileText?: string;
+  /** Store name to give the result (`my-k8s:v1.19.9`); the image is written to the store only then. */
+  tag?: string;
+  buildArgs?: Readonly<Record<string, string>>;
+  /** Build one image per platform under one index (default: this machine's platform, one image). */
+  platforms?: readonly (string | Platform)[];
+  /** Store to resolve FROM in and to write to (default: the default store, opened when needed). */
+  store?: BuildStore;
+  /** Filesystem of the context, the Kubefile and the default store (default node:fs). */
+  fs?: FileSystem;
+  copyMode?: CopyMode;
+  /** Seconds (default `SOURCE_DATE_EPOCH` or 0): config/history `created`, mtime clamp. */
+  sourceDateEpoch?: number;
+  /** Environment (for `SOURCE_DATE_EPOCH` and the default store location). */
+  env?: NodeJS.ProcessEnv;
+  onProgress?: (event: BuildProgress) => void;
+  /** Runs RUN (default: the host shell on node:fs; none on other filesystems). */
+  runExecutor?: RunExecutor;
+  /** Bases not in the store (a registry loader). */
+  resolveBase?: ResolveBase;
+  /** sealer image type (default `kube-installer`). */
+  imageType?: ImageType;
+  /** Extra labels (`--label`), applied last. */
+  labels?: Readonly<Record<string, string>>;
+  /** Extra manifest annotations (`--annotation`). */
+  annotations?: Readonly<Record<string, string>>;
+  /** Layer encoding (compression, level); defaults are the writer's (gzip 6). */
+  encoding?: Pick<EncodeLayerOptions, 'compression' | 'level' | 'concurrency'>;
+}
+
+export interface BuiltLayer {
+  digest: string;
+  size: number;
+  diffId: string;
+  mediaType: string;
+  /** The history entry that made it (`COPY . .`). */
+  createdBy?: string;
+  /** True for the layers inherited from the base image (copied byte for byte). */
+  fromBase: boolean;
+}
+
+export interface BuiltImage {
+  platform: Platform;
+  /** Manifest digest. */
+  digest: string;
+  /** Config digest (the image ID). */
+  configDigest: string;
+  layers: BuiltLayer[];
+}
+
+export interface BuildImageResult {
+  /** The image (one platform) or index (several), as stored when a tag was given. */
+  target: Image | ImageIndex;
+  /** Digest of the manifest (one platform) or of the index. */
+  digest: string;
+  descriptor: Descriptor;
+  /** The store name, when written. */
+  tag?: string;
+  stored: boolean;
+  /** One per platform, in the order asked for. */
+  images: BuiltImage[];
+  /** The first image's layers (convenience for single-platform builds). */
+  layers: BuiltLayer[];
+  warnings: BuildWarning[];
+  /**
+   * Release temporary files RUN left for lazy reads (only needed when nothing was stored and the
+   * result is no longer used; a stored result has already released them).
+   */
+  dispose(): Promise<void>;
+}
+
+async function readKubefile(fs: FileSystem, options: BuildImageOptions): Promise<{ text: string; file: string }> {
+  if (options.kubefileText !== undefined) return { text: options.kubefileText, file: options.kubefile ?? 'Kubefile' };
+  const path = options.kubefile ?? posix.join(options.context, 'Kubefile');
+  try {
+    return { text: await fs.promises.readFile(path, 'utf8'), file: path };
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new NotFoundError(path, 'Kubefile');
+    throw err;
+  }
+}
+
+function platformsOf(options: BuildImageOptions): Platform[] {
+  const list = (options.platforms ?? []).map((p) => (typeof p === 'string' ? parsePlatform(p) : p));
+  if (list.length === 0) return [hostPlatform()];
+  const seen = new Set<string>();
+  for (const p of list) {
+    const key = formatPlatform(p);
+    if (seen.has(key)) throw new UsageError(`platform ${key} is listed twice`);
+    seen.add(key);
+  }
+  return list;
+}
+
+/** The layers and digests of an image written somewhere, from its manifest and config. */
+function describeWritten(manifest: ImageManifest, config: ImageConfigDocument, descriptor: Descriptor, built: Image): BuiltImage {
+  const created = (config.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by);
+  const aligned = created.length === manifest.layers.length;
+  return {
+    platform: built.platform,
+    digest: descriptor.digest,
+    configDigest: manifest.config.digest,
+    layers: manifest.layers.map((l, i) => ({
+      digest: l.digest,
+      size: l.size,
+      diffId: config.rootfs.diff_ids[i],
+      mediaType: l.mediaType,
+      ...(aligned && created[i] !== undefined ? { createdBy: created[i] } : {}),
+      fromBase: built.layers[i]?.kind === 'blob',
+    })),
+  };
+}
+
+/** Build the image(s) a Kubefile describes. */
+export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
+  const fs = options.fs ?? diskFs;
+  if (!options.context) throw new UsageError('buildImage needs a context directory');
+  const { text, file } = await readKubefile(fs, options);
+  const kf = parseKubefile(text, { file });
+  const platforms = platformsOf(options);
+  const env = options.env ?? process.env;
+
+  let store: BuildStore | undefined = options.store;
+  const openStore = async (): Promise<BuildStore> => (store ??= await ImageStore.open({ fs, env }));
+  // FROM name:tag needs the store only if the Kubefile names a base; open it lazily.
+  const baseStore: BaseImageStore = { loadTarget: async (name) => (await openStore()).loadTarget(name) };
+
+  // One context read and one RUN executor for every platform.
+  const sourceDateEpoch = resolveSourceDateEpoch(options.sourceDateEpoch, env);
+  const context = await readBuildContext(options.context, { fs, sourceDateEpoch });
+  const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
+  const runExecutor = options.runExecutor ?? createdExecutor;
+
+  const built: Image[] = [];
+  const warnings: BuildWarning[] = [];
+  for (const platform of platforms) {
+    const interpretation = interpretKubefile(kf, {
+      file,
+      fs,
+      platform,
+      sourceDateEpoch,
+      env,
+      copyMode: options.copyMode,
+      context,
+      store: baseStore,
+      resolveBase: options.resolveBase,
+      runExecutor,
+      imageType: options.imageType,
+      buildArgs: options.buildArgs,
+      onProgress: options.onProgress,
+    });
+    if (built.length === 0) warnings.push(...interpretation.warnings);
+    let image = await interpretation.builder.build();
+    if (options.labels && Object.keys(options.labels).length > 0) image = image.withLabels({ ...options.labels });
+    for (const [k, v] of Object.entries(options.annotations ?? {})) image = image.withAnnotation(k, v);
+    built.push(image);
+  }
+  const target: Image | ImageIndex = built.length === 1 && (options.platforms ?? []).length <= 1 ? built[0] : ImageIndex.of(built);
+
+  const writeOptions: WriteImageOptions = {
+    ...(options.encoding ?? {}),
+    sourceDateEpoch,
+    onProgress: options.onProgress ? (e) => options.onProgress!(e) : undefined,
+  };
+  const dispose = async () => {
+    await createdExecutor?.dispose?.();
+  };
+
+  if (options.tag !== undefined) {
+    const s = await openStore();
+    const descriptor = await s.put(target, options.tag, writeOptions);
+    const stored = await s.loadTarget(options.tag);
+    const images = describeStored(stored, built);
+    await dispose();
+    return { target: stored, digest: descriptor.digest, descriptor, tag: options.tag, stored: true, images, layers: images[0].layers, warnings, dispose: async () => undefined };
+  }
+
+  const sink = new DigestOnlyTarget();
+  const descriptor = await writeTarget(target, sink, writeOptions);
+  const images = describeDigestOnly(sink, descriptor, built);
+  return { target, digest: descriptor.digest, descriptor, stored: false, images, layers: images[0].layers, warnings, dispose };
+}
+
+function describeStored(stored: Image | ImageIndex, built: Image[]): BuiltImage[] {
+  const images = stored instanceof ImageIndex ? stored.images().map((i) => i.image) : [stored];
+  return images.map((image, i) => {
+    if (!image.stored) throw new CloudRootfsError('INVALID_IMAGE', 'internal: the stored image has no stored documents');
+    const manifest = JSON.parse(image.stored.manifest.toString('utf8')) as ImageManifest;
+    const config = JSON.parse(image.stored.config.toString('utf8')) as ImageConfigDocument;
+    return describeWritten(manifest, config, image.stored.manifestDescriptor, built[i]);
+  });
+}
+
+function describeDigestOnly(sink: DigestOnlyTarget, top: Descriptor, built: Image[]): BuiltImage[] {
+  const manifests: Descriptor[] = top.mediaType.includes('index') ? sink.json<ImageIndexDocument>(top.digest).manifests : [top];
+  return manifests.map((d, i) => {
+    const manifest = sink.json<ImageManifest>(d.digest);
+    const config = sink.json<ImageConfigDocument>(manifest.config.digest);
+    return describeWritten(manifest, config, d, built[i]);
+  });
+}

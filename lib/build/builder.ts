@@ -1,0 +1,743 @@
+/**
+ * ImageBuilder: the fluent way to make a CloudImage, and the one engine behind Kubefiles too
+ * (the interpreter calls these same methods).
+ *
+ * A builder is an immutable list of steps: every method returns a new builder, so a builder can
+ * be branched, and nothing runs until `build()` (or `rootfs()`). Each builder remembers the state
+ * its steps lead to, so branches share the work of their common prefix.
+ *
+ * Layers are explicit and predictable:
+ * - one layer per `copy`, `add`, `app`/`cni`/`csi` and `run` step (even when it changes nothing);
+ * - `file`, `directory`, `symlink`, `remove`, `metadata` and `edit` are batched into one layer,
+ *   made when the next layer step starts or at `build()`;
+ * - `label`, `env`, `maintainer`, `kubeVersion`, `launch`, `cmds`, `appCmds`, `appEnv`… change
+ *   only the config or the sealer extension and add an `empty_layer` history entry.
+ * Every layer is `diff(before, after)`, so it holds only what changed and deletions are whiteouts.
+ * History `created` and the config's `created` are the source date epoch (default 0, or
+ * `SOURCE_DATE_EPOCH`), mtimes are clamped to it, and copied files are owned by 0:0.
+ */
+import { Content } from '../content';
+import { AttributeOptions, directoryEntry, fileEntry, symlinkEntry } from '../entry';
+import { BuildError, CloudRootfsError, ImageNotFoundError, KubefileSyntaxError, NotFoundError, UsageError } from '../errors';
+import { FileSystem, diskFs } from '../fs';
+import { Image, ImageIndex, timestamp } from '../image/image';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../image/platform';
+import type { HistoryEntry, Platform } from '../image/types';
+import { diff } from '../layer/diff';
+import { Layer } from '../layer/layer';
+import { cleanPath } from '../path';
+import { Rootfs } from '../rootfs/rootfs';
+import {
+  APP_INSTALLER,
+  DEFAULT_BUILD_CLIENT,
+  KUBE_INSTALLER,
+  SEALER_CONTAINER_IMAGES_ANNOTATION,
+  SEALER_LABELS,
+  defaultImageExtension,
+  getImageExtension,
+  withImageExtension,
+  withMetadata,
+  type CloudRootfsMetadata,
+  type ImageExtension,
+  type SealerApplication,
+} from '../sealer';
+import { loadTarget, parseImageRef } from '../transports';
+import { isRemoteSource, unpackArchives } from './add';
+import { APP_NAME, appDirectory, detectApp } from './apps';
+import { BuildContext, readBuildContext } from './context';
+import { CopyMode, Owner, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
+import {
+  appCmdsHistory,
+  appEnvHistory,
+  appHistory,
+  cmdHistory,
+  copyHistory,
+  keyValueHistory,
+  listHistory,
+  runHistory,
+  simpleHistory,
+} from './history';
+import { RunExecutor, RunUnavailableError, defaultRunExecutor } from './run';
+
+/** Where `FROM name:tag` looks first: the local store (lib/store's ImageStore fits). */
+export interface BaseImageStore {
+  loadTarget(name: string): Promise<Image | ImageIndex>;
+}
+
+/**
+ * The hook for bases the store does not hold (a registry client, once configured):
+ * given the reference and the platform being built, return the image or index.
+ */
+export type ResolveBase = (ref: string, platform: Platform) => Promise<Image | ImageIndex>;
+
+export type ImageType = typeof KUBE_INSTALLER | typeof APP_INSTALLER;
+
+/** A step's progress, for `onProgress`. */
+export interface StepProgress {
+  phase: 'step';
+  /** 1-based index of the step in its builder chain. */
+  index: number;
+  /** The step as a Kubefile line (`COPY . .`). */
+  instruction: string;
+  platform: string;
+}
+
+export interface BuilderOptions {
+  /** Filesystem for contexts given as directory paths (default node:fs). */
+  fs?: FileSystem;
+  /** Platform of the image (default: the base image's, else this machine's). */
+  platform?: Platform | string;
+  /** Seconds: config/history `created`, upper bound for mtimes (default `SOURCE_DATE_EPOCH` or 0). */
+  sourceDateEpoch?: number;
+  /** Environment consulted for `SOURCE_DATE_EPOCH` (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** COPY semantics (default `docker`; `legacy` = sealer v0.7–v0.8 nesting). */
+  copyMode?: CopyMode;
+  /** The build context used by `copy`/`add`/`app` steps that name none: a directory or a read context. */
+  context?: string | BuildContext;
+  /** Where `from('name:tag')` looks first. */
+  store?: BaseImageStore;
+  /** Where it looks next (e.g. a registry). */
+  resolveBase?: ResolveBase;
+  /** Runs RUN steps (default: the host shell on node:fs; none on other filesystems). */
+  runExecutor?: RunExecutor;
+  /** sealer image type (default `kube-installer`). */
+  imageType?: ImageType;
+  /** `buildClient` of the sealer extension (default: {@link DEFAULT_BUILD_CLIENT}). */
+  buildClient?: ImageExtension['buildClient'];
+  /** Value of the `io.sealer.version` label (default: the build client's sealer version; false: no label). */
+  sealerVersionLabel?: string | false;
+  onProgress?: (event: StepProgress) => void;
+  /** Where the FROM of these steps sits in a Kubefile (for error messages). */
+  fromOrigin?: StepOrigin;
+}
+
+/** Where a step came from in a Kubefile (for error messages). */
+export interface StepOrigin {
+  file?: string;
+  line: number;
+  column?: number;
+}
+
+export type ContextSpec = string | BuildContext | Rootfs | ImageBuilder;
+
+/** What a build starts from: `scratch`, a reference, an image or index, or another builder (a stage). */
+export type BaseSpec = 'scratch' | string | Image | ImageIndex | ImageBuilder;
+
+export interface CopyStepOptions {
+  /** The context to copy from (default: the builder's). A directory, a read context, a Rootfs, or another builder's result (`COPY --from`). */
+  from?: ContextSpec;
+  /** Shown as `--from=` in the history (the interpreter passes the stage name). */
+  fromName?: string;
+  /** `USER[:GROUP]` or ids. */
+  chown?: string | Owner;
+  /** Octal text (`755`) or a number. */
+  chmod?: string | number;
+  /** Override the builder's copy mode for this step. */
+  mode?: CopyMode;
+}
+
+export interface EntryOptions {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Seconds (default: the source date epoch). */
+  mtime?: number;
+}
+
+export interface RunStepOptions {
+  /** Extra environment (build arguments); ENV values are always set. */
+  env?: Readonly<Record<string, string>>;
+}
+
+// --- internal state ---------------------------------------------------------------------------
+
+interface Session {
+  readonly fs: FileSystem;
+  readonly contexts: Map<string, Promise<BuildContext>>;
+  executor?: RunExecutor;
+}
+
+interface ExtensionState {
+  type: ImageType;
+  applications: SealerApplication[];
+  launchCmds: string[];
+  appNames?: string[];
+  env: Record<string, string>;
+  usedCmd: boolean;
+}
+
+interface State {
+  platform: Platform;
+  epoch: number;
+  image: Image;
+  committed: Rootfs;
+  current: Rootfs;
+  pending: string[];
+  ext: ExtensionState;
+}
+
+type StepFn = (state: State) => Promise<State>;
+
+interface Step {
+  /** The step as a Kubefile line, for progress and errors. */
+  describe: string;
+  run: StepFn;
+  origin?: StepOrigin;
+}
+
+/** The source date epoch in seconds: the option, else `SOURCE_DATE_EPOCH`, else 0. */
+export function resolveSourceDateEpoch(sourceDateEpoch?: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (sourceDateEpoch !== undefined) {
+    if (!Number.isInteger(sourceDateEpoch) || sourceDateEpoch < 0) {
+      throw new UsageError(`sourceDateEpoch must be a non-negative integer (got ${sourceDateEpoch})`);
+    }
+    return sourceDateEpoch;
+  }
+  const text = env.SOURCE_DATE_EPOCH;
+  if (text === undefined || text === '') return 0;
+  if (!/^\d+$/.test(text)) throw new UsageError(`SOURCE_DATE_EPOCH must be a number of seconds (got ${JSON.stringify(text)})`);
+  return Number(text);
+}
+
+function epochFrom(options: BuilderOptions): number {
+  return resolveSourceDateEpoch(options.sourceDateEpoch, options.env);
+}
+
+function toPlatform(p: Platform | string | undefined): Platform | undefined {
+  if (p === undefined) return undefined;
+  return typeof p === 'string' ? parsePlatform(p) : normalizePlatform(p);
+}
+
+function history(state: State, createdBy: string): HistoryEntry {
+  return { created: timestamp(state.epoch), created_by: createdBy };
+}
+
+function metadataStep(state: State, createdBy: string, image: Image, ext: ExtensionState = state.ext): State {
+  return { ...state, image: image.withHistory(history(state, createdBy)), ext };
+}
+
+/** Make the batched edits one layer (no-op when there are none). */
+async function commitPending(state: State): Promise<State> {
+  if (state.pending.length === 0) return state;
+  const layer = await diff(state.committed, state.current);
+  const createdBy = `cloudrootfs: ${state.pending.join('; ')}`;
+  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [] };
+}
+
+/** A layer step: batched edits first, then `change`, as its own layer. */
+async function layerStep(state: State, createdBy: string, change: (rootfs: Rootfs) => Promise<Rootfs>): Promise<State> {
+  const s = await commitPending(state);
+  const next = await change(s.current);
+  const layer: Layer = await diff(s.committed, next);
+  return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next };
+}
+
+function editStep(state: State, note: string, rootfs: Rootfs): State {
+  return { ...state, current: rootfs, pending: [...state.pending, note] };
+}
+
+function checkAppName(name: string, what: string): void {
+  if (!APP_NAME.test(name)) {
+    throw new UsageError(`${what}: invalid app name ${JSON.stringify(name)} (letters, digits, ".", "_", "-", starting with a letter or digit)`);
+  }
+}
+
+function findApp(state: State, name: string, what: string): number {
+  const i = state.ext.applications.findIndex((a) => a.name === name);
+  if (i < 0) {
+    const known = state.ext.applications.map((a) => a.name);
+    throw new NotFoundError(name, `${what}: app (defined: ${known.length > 0 ? known.join(', ') : 'none'})`);
+  }
+  return i;
+}
+
+function stringRecord(key: string | Readonly<Record<string, string>>, value: string | undefined, what: string): Record<string, string> {
+  if (typeof key === 'string') {
+    if (value === undefined) throw new UsageError(`${what}(${JSON.stringify(key)}) needs a value`);
+    return { [key]: value };
+  }
+  return { ...key };
+}
+
+// --- the builder ------------------------------------------------------------------------------
+
+export class ImageBuilder {
+  private statePromise?: Promise<State>;
+
+  private constructor(
+    private readonly options: BuilderOptions,
+    private readonly session: Session,
+    private readonly base: BaseSpec,
+    private readonly parent: ImageBuilder | undefined,
+    private readonly step: Step | undefined,
+    private readonly depth: number,
+  ) {}
+
+  /**
+   * Start from `scratch` (an empty rootfs), a store name (`kubernetes:v1.19.9`), a transport
+   * reference (`oci:dir:tag`, `oci-archive:file`…), or an Image/ImageIndex you already have.
+   */
+  static from(base: BaseSpec, options: BuilderOptions = {}): ImageBuilder {
+    if (typeof base === 'string' && base.trim() === '') throw new UsageError('from() needs an image reference or "scratch"');
+    epochFrom(options); // fail early on a bad epoch
+    const session: Session = { fs: options.fs ?? diskFs, contexts: new Map() };
+    return new ImageBuilder(options, session, base, undefined, undefined, 0);
+  }
+
+  /** @internal A builder sharing this one's options and context cache (interpreter stages). */
+  static fromSibling(sibling: ImageBuilder, base: BaseSpec, options: Partial<BuilderOptions> = {}): ImageBuilder {
+    return new ImageBuilder({ ...sibling.options, ...options }, sibling.session, base, undefined, undefined, 0);
+  }
+
+  private then(describe: string, run: StepFn, origin?: StepOrigin): ImageBuilder {
+    return new ImageBuilder(this.options, this.session, this.base, this, { describe, run, origin }, this.depth + 1);
+  }
+
+  /** @internal The same builder with a Kubefile position attached to its last step. */
+  at(origin: StepOrigin): ImageBuilder {
+    if (!this.step) return this;
+    return new ImageBuilder(this.options, this.session, this.base, this.parent, { ...this.step, origin }, this.depth);
+  }
+
+  /** The steps of this builder, as Kubefile-like lines (for display and tests). */
+  get steps(): string[] {
+    const out: string[] = [];
+    for (let b: ImageBuilder | undefined = this; b?.step; b = b.parent) out.unshift(b.step.describe);
+    return out;
+  }
+
+  // --- files ----------------------------------------------------------------------------------
+
+  /** COPY `sources` from the context to `dest` (one layer). */
+  copy(sources: string | readonly string[], dest: string, options: CopyStepOptions = {}): ImageBuilder {
+    return this.copyLike('COPY', sources, dest, options);
+  }
+
+  /** ADD: COPY that unpacks local tar archives (one layer). */
+  add(sources: string | readonly string[], dest: string, options: CopyStepOptions = {}): ImageBuilder {
+    return this.copyLike('ADD', sources, dest, options);
+  }
+
+  private copyLike(kind: 'COPY' | 'ADD', sources: string | readonly string[], dest: string, options: CopyStepOptions): ImageBuilder {
+    const list = typeof sources === 'string' ? [sources] : [...sources];
+    if (list.length === 0) throw new UsageError(`${kind.toLowerCase()}() needs at least one source`);
+    const chown = options.chown === undefined ? undefined : typeof options.chown === 'string' ? options.chown : `${options.chown.uid}:${options.chown.gid}`;
+    const chmodText = options.chmod === undefined ? undefined : typeof options.chmod === 'number' ? options.chmod.toString(8).padStart(3, '0') : options.chmod;
+    const chmod = chmodText === undefined ? undefined : parseChmod(chmodText);
+    const createdBy = copyHistory(kind, { sources: list, dest, chown, chmod: chmodText, from: options.fromName });
+    return this.then(createdBy, async (state) => {
+      const remote = list.find(isRemoteSource);
+      if (remote) throw new UsageError(`${remote}: remote sources are not fetched by the builder; download the file into the context and copy it`);
+      const context = await this.resolveContext(options.from, kind);
+      const owner = chown === undefined ? undefined : await parseChown(chown, state.current);
+      let resolved = resolveSources(context, list, kind);
+      if (kind === 'ADD') resolved = await unpackArchives(resolved);
+      return layerStep(state, createdBy, async (rootfs) =>
+        copyResolved(rootfs, resolved, dest, { mode: options.mode ?? this.options.copyMode ?? 'docker', owner, chmod, sourceDateEpoch: state.epoch, what: kind }),
+      );
+    });
+  }
+
+  /** Write a file (batched). */
+  file(path: string, content: Content | Buffer | string, options: EntryOptions = {}): ImageBuilder {
+    const p = cleanPath(path, { what: 'file path', forbidWhiteoutNames: true });
+    return this.then(`file ${p}`, async (state) => {
+      const attrs: AttributeOptions = { mode: options.mode ?? 0o644, uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
+      return editStep(state, `file ${p}`, state.current.with(p, fileEntry(content, attrs), { parents: parentAttrs(state) }));
+    });
+  }
+
+  /** Create a directory (or change its attributes; its contents stay) (batched). */
+  directory(path: string, options: EntryOptions = {}): ImageBuilder {
+    const p = cleanPath(path, { what: 'directory path', forbidWhiteoutNames: true });
+    return this.then(`directory ${p}`, async (state) => {
+      const attrs: AttributeOptions = { mode: options.mode ?? 0o755, uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
+      return editStep(state, `directory ${p}`, state.current.with(p, directoryEntry(attrs), { parents: parentAttrs(state) }));
+    });
+  }
+
+  /** Create a symlink (batched). */
+  symlink(path: string, target: string, options: EntryOptions = {}): ImageBuilder {
+    const p = cleanPath(path, { what: 'symlink path', forbidWhiteoutNames: true });
+    return this.then(`symlink ${p} -> ${target}`, async (state) => {
+      const attrs: AttributeOptions = { uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
+      return editStep(state, `symlink ${p} -> ${target}`, state.current.with(p, symlinkEntry(target, attrs), { parents: parentAttrs(state) }));
+    });
+  }
+
+  /**
+   * Delete a path (batched): the layer holds a whiteout, so the file disappears from the merged
+   * image even though the base's layers still carry it. A missing path is an error unless `force`.
+   */
+  remove(path: string, options: { force?: boolean } = {}): ImageBuilder {
+    const p = cleanPath(path, { what: 'path to remove', forbidWhiteoutNames: true });
+    if (p === '') throw new UsageError('remove() cannot remove the root');
+    return this.then(`remove ${p}`, async (state) => {
+      if (!state.current.get(p)) {
+        if (options.force) return state;
+        throw new NotFoundError(p, 'path to remove');
+      }
+      return editStep(state, `remove ${p}`, state.current.without(p));
+    });
+  }
+
+  /** Any change to the tree, batched like `file`; `description` goes into the history. */
+  edit(description: string, change: (rootfs: Rootfs) => Rootfs | Promise<Rootfs>): ImageBuilder {
+    return this.then(description, async (state) => editStep(state, description, await change(state.current)));
+  }
+
+  /** Write the `Metadata` file (batched). */
+  metadata(metadata: CloudRootfsMetadata): ImageBuilder {
+    return this.then('metadata', async (state) => editStep(state, 'Metadata', withMetadata(state.current, metadata)));
+  }
+
+  // --- config ---------------------------------------------------------------------------------
+
+  label(key: string, value: string): ImageBuilder;
+  label(labels: Readonly<Record<string, string>>): ImageBuilder;
+  label(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
+    const labels = stringRecord(key, value, 'label');
+    if (Object.keys(labels).length === 0) return this;
+    const createdBy = keyValueHistory('LABEL', labels);
+    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withLabels(labels)));
+  }
+
+  /** Alias of `label` with a record. */
+  labels(labels: Readonly<Record<string, string>>): ImageBuilder {
+    return this.label(labels);
+  }
+
+  /**
+   * ENV: the config's environment and (as sealer v0.10+ does for `ENV k=v`) the sealer
+   * extension's `env`, which sealer uses as template defaults. `{ extension: false }` sets only
+   * the config (the Kubefile `ENV k v` form).
+   */
+  env(key: string, value: string, options?: { extension?: boolean }): ImageBuilder;
+  env(env: Readonly<Record<string, string>>, options?: { extension?: boolean }): ImageBuilder;
+  env(
+    key: string | Readonly<Record<string, string>>,
+    valueOrOptions?: string | { extension?: boolean },
+    maybeOptions?: { extension?: boolean },
+  ): ImageBuilder {
+    const env = stringRecord(key, typeof valueOrOptions === 'string' ? valueOrOptions : undefined, 'env');
+    const options = (typeof valueOrOptions === 'object' ? valueOrOptions : maybeOptions) ?? {};
+    for (const k of Object.keys(env)) if (!k || k.includes('=')) throw new UsageError(`invalid environment variable name ${JSON.stringify(k)}`);
+    if (Object.keys(env).length === 0) return this;
+    const createdBy = keyValueHistory('ENV', env);
+    return this.then(createdBy, async (state) => {
+      let image = state.image;
+      for (const [k, v] of Object.entries(env)) image = image.withEnv(k, v);
+      const ext = options.extension === false ? state.ext : { ...state.ext, env: { ...state.ext.env, ...env } };
+      return metadataStep(state, createdBy, image, ext);
+    });
+  }
+
+  /** A manifest annotation (no history: annotations are not in the config). */
+  annotation(key: string, value: string): ImageBuilder {
+    if (!key) throw new UsageError('annotation() needs a key');
+    return this.then(`annotation ${key}`, async (state) => ({ ...state, image: state.image.withAnnotation(key, value) }));
+  }
+
+  /** MAINTAINER: the config's `author`. */
+  maintainer(text: string): ImageBuilder {
+    const createdBy = simpleHistory('MAINTAINER', text);
+    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withConfig(() => ({ author: text }))));
+  }
+
+  /** The image's platform (default: the base's, or this machine's). */
+  platform(platform: Platform | string): ImageBuilder {
+    const p = toPlatform(platform)!;
+    return this.then(`platform ${formatPlatform(p)}`, async (state) => ({ ...state, platform: p }));
+  }
+
+  /** sealer image type: `kube-installer` (installs a cluster) or `app-installer` (apps on a cluster). */
+  type(type: ImageType): ImageBuilder {
+    if (type !== KUBE_INSTALLER && type !== APP_INSTALLER) throw new UsageError(`invalid image type ${JSON.stringify(type)}: ${KUBE_INSTALLER} or ${APP_INSTALLER}`);
+    return this.then(`type ${type}`, async (state) => ({ ...state, ext: { ...state.ext, type } }));
+  }
+
+  // --- sealer applications --------------------------------------------------------------------
+
+  /** APP: copy the sources to `application/apps/<name>/` (one layer) and record the app. */
+  app(name: string, sources: string | readonly string[], options: { from?: ContextSpec } = {}): ImageBuilder {
+    return this.appLike('APP', name, sources, options);
+  }
+
+  /** CNI: an app plus the label `cluster.alpha.sealer.io/kube-cni-<name>=true`. */
+  cni(name: string, sources: string | readonly string[], options: { from?: ContextSpec } = {}): ImageBuilder {
+    return this.appLike('CNI', name, sources, options);
+  }
+
+  /** CSI: an app plus the label `cluster.alpha.sealer.io/kube-csi-<name>=true`. */
+  csi(name: string, sources: string | readonly string[], options: { from?: ContextSpec } = {}): ImageBuilder {
+    return this.appLike('CSI', name, sources, options);
+  }
+
+  private appLike(kind: 'APP' | 'CNI' | 'CSI', name: string, sources: string | readonly string[], options: { from?: ContextSpec }): ImageBuilder {
+    checkAppName(name, kind);
+    const list = (typeof sources === 'string' ? [sources] : [...sources]).map((s) => s.replace(/^local:\/\//, ''));
+    if (list.length === 0) throw new UsageError(`${kind} ${name} needs at least one source`);
+    const createdBy = appHistory(kind, name, list.map((s) => `local://${s}`));
+    return this.then(createdBy, async (state) => {
+      const remote = list.find(isRemoteSource);
+      if (remote) throw new UsageError(`remote source ${remote} is not fetched by the builder; download it into the context and use local://`);
+      const context = await this.resolveContext(options.from, kind);
+      const resolved = resolveSources(context, list, `${kind} ${name}`);
+      const detected = detectApp(name, resolved);
+      const dir = appDirectory(name);
+      let s = await layerStep(state, createdBy, async (rootfs) =>
+        copyResolved(rootfs, resolved, dir, { mode: 'docker', sourceDateEpoch: state.epoch, what: `${kind} ${name}` }),
+      );
+      const app: SealerApplication = { name, type: detected.type, files: detected.files, version: 'v1' };
+      const i = s.ext.applications.findIndex((a) => a.name === name);
+      const applications = i < 0 ? [...s.ext.applications, app] : s.ext.applications.map((a, j) => (j === i ? app : a));
+      s = { ...s, ext: { ...s.ext, applications } };
+      if (kind === 'CNI') s = { ...s, image: s.image.withLabel(SEALER_LABELS.kubeCniPrefix + name, 'true') };
+      if (kind === 'CSI') s = { ...s, image: s.image.withLabel(SEALER_LABELS.kubeCsiPrefix + name, 'true') };
+      return s;
+    });
+  }
+
+  /** APPCMDS: how the app launches (commands run in its directory), replacing sealer's default. */
+  appCmds(name: string, commands: readonly string[]): ImageBuilder {
+    const createdBy = appCmdsHistory(name, commands);
+    return this.then(createdBy, async (state) => {
+      const i = findApp(state, name, 'APPCMDS');
+      const applications = state.ext.applications.map((a, j) => (j === i ? { ...a, cmds: [...commands] } : a));
+      return metadataStep(state, createdBy, state.image, { ...state.ext, applications });
+    });
+  }
+
+  /** APPENV: environment for one app (merged over what it had). */
+  appEnv(name: string, env: Readonly<Record<string, string>>): ImageBuilder {
+    const createdBy = appEnvHistory(name, env);
+    return this.then(createdBy, async (state) => {
+      const i = findApp(state, name, 'APPENV');
+      const applications = state.ext.applications.map((a, j) => (j === i ? { ...a, env: { ...(a.env ?? {}), ...env } } : a));
+      return metadataStep(state, createdBy, state.image, { ...state.ext, applications });
+    });
+  }
+
+  /** KUBEVERSION: the label `app.alpha.sealer.io/supported-kube-version`. */
+  kubeVersion(range: string): ImageBuilder {
+    if (!range.trim()) throw new UsageError('kubeVersion() needs a version range');
+    const createdBy = simpleHistory('KUBEVERSION', range);
+    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withLabel(SEALER_LABELS.supportedKubeVersion, range)));
+  }
+
+  /** LAUNCH: the apps sealer starts, in order (each must exist: defined here or in the base). */
+  launch(apps: readonly string[]): ImageBuilder {
+    const createdBy = listHistory('LAUNCH', apps);
+    return this.then(createdBy, async (state) => {
+      if (state.ext.usedCmd) throw new UsageError('LAUNCH cannot be combined with CMD; move those commands into CMDS or APPCMDS');
+      for (const a of apps) findApp(state, a, 'LAUNCH');
+      return metadataStep(state, createdBy, state.image, { ...state.ext, appNames: [...apps] });
+    });
+  }
+
+  /** CMDS: commands sealer runs at launch. */
+  cmds(commands: readonly string[]): ImageBuilder {
+    const createdBy = listHistory('CMDS', commands);
+    return this.then(createdBy, async (state) =>
+      metadataStep(state, createdBy, state.image, { ...state.ext, launchCmds: [...state.ext.launchCmds, ...commands] }),
+    );
+  }
+
+  /** CMD (deprecated in sealer v0.9+): one more launch command; excludes LAUNCH. */
+  cmd(text: string): ImageBuilder {
+    const createdBy = cmdHistory(text);
+    return this.then(createdBy, async (state) => {
+      if (state.ext.appNames !== undefined) throw new UsageError('CMD cannot be combined with LAUNCH; use CMDS');
+      return metadataStep(state, createdBy, state.image, { ...state.ext, launchCmds: [...state.ext.launchCmds, text], usedCmd: true });
+    });
+  }
+
+  // --- RUN ------------------------------------------------------------------------------------
+
+  /** RUN a shell command (string) or an argv (array) over the rootfs (one layer). */
+  run(command: string | readonly string[], options: RunStepOptions = {}): ImageBuilder {
+    const request = typeof command === 'string' ? { command } : { argv: [...command] };
+    if ((request.command ?? '').trim() === '' && (request.argv ?? []).length === 0) throw new UsageError('run() needs a command');
+    const createdBy = runHistory(request);
+    return this.then(createdBy, async (state) => {
+      const executor = this.runExecutor();
+      if (!executor) {
+        throw new RunUnavailableError(
+          'no executor for this filesystem (RUN runs on node:fs by default); pass runExecutor (e.g. builtinRunExecutor() for rm/mkdir/ln) or use remove()',
+        );
+      }
+      return layerStep(state, createdBy, async (rootfs) =>
+        executor.run({
+          rootfs,
+          ...request,
+          env: { ...state.image.env, ...(options.env ?? {}) },
+          sourceDateEpoch: state.epoch,
+          platform: state.platform,
+        }),
+      );
+    });
+  }
+
+  /** The executor RUN steps use (created once per builder family). */
+  runExecutor(): RunExecutor | undefined {
+    if (this.options.runExecutor) return this.options.runExecutor;
+    this.session.executor ??= defaultRunExecutor(this.session.fs);
+    return this.session.executor;
+  }
+
+  // --- results --------------------------------------------------------------------------------
+
+  /** The merged rootfs after every step (pending edits included). */
+  async rootfs(): Promise<Rootfs> {
+    return (await this.state()).current;
+  }
+
+  /** Run the steps and return the image (layers in memory until written). */
+  async build(): Promise<Image> {
+    const state = await commitPending(await this.state());
+    for (const app of state.ext.applications) {
+      if (app.type === '' && (!app.cmds || app.cmds.length === 0)) {
+        throw new BuildError(`app ${app.name}: its type could not be detected from its files (helm, kube or shell); give it APPCMDS`, {
+          app: app.name,
+        });
+      }
+    }
+    const ext = defaultImageExtension({
+      buildClient: { ...(this.options.buildClient ?? DEFAULT_BUILD_CLIENT) },
+      type: state.ext.type,
+      applications: state.ext.applications,
+      launch: {
+        ...(state.ext.launchCmds.length > 0 ? { cmds: state.ext.launchCmds } : {}),
+        ...(state.ext.appNames && state.ext.appNames.length > 0 ? { app_names: state.ext.appNames } : {}),
+      },
+      env: state.ext.env,
+    });
+    let image = withImageExtension(state.image, ext).withPlatform(state.platform);
+    const versionLabel = this.options.sealerVersionLabel ?? ext.buildClient.sealerVersion;
+    if (versionLabel !== false && versionLabel !== '') image = image.withLabel(SEALER_LABELS.version, versionLabel);
+    return image.withConfig(() => ({ created: timestamp(state.epoch) }));
+  }
+
+  /** @internal */
+  state(): Promise<State> {
+    this.statePromise ??= this.compute();
+    return this.statePromise;
+  }
+
+  private async compute(): Promise<State> {
+    if (!this.parent || !this.step) return this.initialState();
+    const before = await this.parent.state();
+    const step = this.step;
+    this.options.onProgress?.({ phase: 'step', index: this.depth, instruction: step.describe, platform: formatPlatform(before.platform) });
+    try {
+      return await step.run(before);
+    } catch (err) {
+      throw wrapStepError(err, step);
+    }
+  }
+
+  private async initialState(): Promise<State> {
+    const epoch = epochFrom(this.options);
+    const wanted = toPlatform(this.options.platform);
+    const ext: ExtensionState = { type: this.options.imageType ?? KUBE_INSTALLER, applications: [], launchCmds: [], env: {}, usedCmd: false };
+    if (this.base === 'scratch') {
+      const platform = wanted ?? hostPlatform();
+      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext };
+    }
+    let image: Image;
+    try {
+      image = await this.resolveBase(this.base, wanted);
+    } catch (err) {
+      const describe = `FROM ${typeof this.base === 'string' ? this.base : '(image)'}`;
+      throw wrapStepError(err, { describe, run: async (s) => s, origin: this.options.fromOrigin });
+    }
+    const rootfs = await image.flatten();
+    const baseExt = getImageExtension(image);
+    // Inherited: layers, config (labels, env, history, author), the apps, the embedded image list.
+    // Not inherited (sealer's rule): LAUNCH, CMDS, the extension env, other manifest annotations.
+    const kept: Record<string, string> = {};
+    const images = image.annotations[SEALER_CONTAINER_IMAGES_ANNOTATION];
+    if (images !== undefined) kept[SEALER_CONTAINER_IMAGES_ANNOTATION] = images;
+    const start = image.with({ annotations: kept });
+    return {
+      platform: image.platform,
+      epoch,
+      image: start,
+      committed: rootfs,
+      current: rootfs,
+      pending: [],
+      ext: { ...ext, applications: baseExt ? baseExt.applications.map((a) => ({ ...a })) : [] },
+    };
+  }
+
+  private async resolveBase(base: Exclude<BaseSpec, 'scratch'>, wanted: Platform | undefined): Promise<Image> {
+    if (base instanceof ImageBuilder) base = await base.build();
+    const select = (target: Image | ImageIndex, what: string): Image => {
+      if (target instanceof ImageIndex) return target.select(wanted ?? hostPlatform());
+      if (wanted && !platformMatches(wanted, target.platform)) {
+        throw new CloudRootfsError('PLATFORM_NOT_FOUND', `${what} is ${formatPlatform(target.platform)}, not ${formatPlatform(wanted)}`, {
+          platform: wanted,
+          available: [target.platform],
+        });
+      }
+      return target;
+    };
+    if (typeof base !== 'string') return select(base, 'the base image');
+    const ref = parseImageRef(base);
+    const platform = wanted ?? hostPlatform();
+    if (ref.transport !== 'store' && ref.transport !== 'docker') {
+      return select(await loadTarget(ref, { fs: this.session.fs }), base);
+    }
+    if (ref.transport === 'store' && this.options.store) {
+      try {
+        return select(await this.options.store.loadTarget(base), base);
+      } catch (err) {
+        if (!(err instanceof CloudRootfsError && err.code === 'IMAGE_NOT_FOUND') || !this.options.resolveBase) throw err;
+      }
+    }
+    if (this.options.resolveBase) {
+      const name = ref.transport === 'docker' ? ref.reference : base;
+      return select(await this.options.resolveBase(name, platform), base);
+    }
+    throw new ImageNotFoundError(base, this.options.store ? 'the local store (and no registry is configured)' : 'anywhere: no store and no registry were given');
+  }
+
+  /** The Rootfs a copy-like step reads from. */
+  private async resolveContext(spec: ContextSpec | undefined, what: string): Promise<Rootfs> {
+    const chosen = spec ?? this.options.context;
+    if (chosen === undefined) throw new UsageError(`${what}: no build context (pass { context } to ImageBuilder.from or { from } to this step)`);
+    if (chosen instanceof Rootfs) return chosen;
+    if (chosen instanceof ImageBuilder) return chosen.rootfs();
+    if (typeof chosen !== 'string') return chosen.rootfs;
+    let p = this.session.contexts.get(chosen);
+    if (!p) {
+      p = readBuildContext(chosen, { fs: this.session.fs, sourceDateEpoch: epochFrom(this.options) });
+      this.session.contexts.set(chosen, p);
+      p.catch(() => this.session.contexts.delete(chosen));
+    }
+    return (await p).rootfs;
+  }
+}
+
+function parentAttrs(state: State): AttributeOptions {
+  return { mode: 0o755, uid: 0, gid: 0, mtime: state.epoch };
+}
+
+/** A step's failure as a BuildError naming the step (and its Kubefile line). */
+function wrapStepError(err: unknown, step: Step): unknown {
+  if (err instanceof KubefileSyntaxError) return err;
+  if (err instanceof BuildError && err.details.instruction !== undefined) return err;
+  const where = step.origin ? `${step.origin.file ?? 'Kubefile'}:${step.origin.line}: ` : '';
+  const message = err instanceof Error ? err.message : String(err);
+  const causeCode = err instanceof CloudRootfsError ? err.code : undefined;
+  return new BuildError(
+    `${where}${step.describe}: ${message}`,
+    {
+      instruction: step.describe,
+      ...(step.origin ? { file: step.origin.file, line: step.origin.line } : {}),
+      ...(causeCode ? { causeCode } : {}),
+    },
+    { cause: err },
+  );
+}

@@ -1,0 +1,136 @@
+import * as nodeFs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImageBuilder } from '../../lib/build/builder';
+import { contextFromRootfs } from '../../lib/build/context';
+import { DigestOnlyTarget } from '../../lib/build/digest-target';
+import { RunRequest, builtinRunExecutor, hostShellExecutor } from '../../lib/build/run';
+import { diskFs } from '../../lib/fs';
+import { writeTarget } from '../../lib/image/write';
+import { diff } from '../../lib/layer/diff';
+import { Rootfs } from '../../lib/rootfs/rootfs';
+import { listing, memfs, tree } from './helpers';
+
+const platform = { os: 'linux', architecture: 'amd64' };
+function request(rootfs: Rootfs, command: string, extra: Partial<RunRequest> = {}): RunRequest {
+  return { rootfs, command, env: {}, sourceDateEpoch: 0, platform, ...extra };
+}
+
+const rootfs = tree({
+  'bin/hello': ['#!/bin/sh\necho "hello from the image\'s bin/"\n', 0o755],
+  'etc/daemon.json': '{"a":1}',
+  'etc/keep.conf': 'keep',
+  'statics/audit-policy.yml': 'policy',
+  'big/blob': 'x'.repeat(100000),
+});
+
+describe('the host shell executor', () => {
+  const tmp = nodeFs.mkdtempSync(join(tmpdir(), 'cloudrootfs-run-spec-'));
+  afterAll(() => nodeFs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('runs sh -c at the rootfs root with bin/ first on PATH; the diff holds exactly the changes', async () => {
+    const exec = hostShellExecutor({ tmpDir: tmp });
+    const after = await exec.run(
+      request(rootfs, 'rm -f statics/audit-policy.yml && hello > etc/greeting && echo "$GREETING" > etc/env && chmod 600 etc/keep.conf && ln -s daemon.json etc/link', {
+        env: { GREETING: 'hi there' },
+      }),
+    );
+    expect(await after.readText('etc/greeting')).toBe("hello from the image's bin/\n");
+    expect(await after.readText('etc/env')).toBe('hi there\n');
+    const layer = await diff(rootfs, after);
+    expect(layer.whiteouts()).toEqual(['statics/audit-policy.yml']);
+    expect([...layer.entries()].map((e) => e.path)).toEqual(['etc', 'etc/env', 'etc/greeting', 'etc/keep.conf', 'etc/link', 'statics']);
+    expect(after.get('etc/keep.conf')).toMatchObject({ mode: 0o600, uid: 0, gid: 0, mtime: 0 });
+    // Untouched files are the very entries they were: nothing to hash, nothing in the layer.
+    expect(after.get('big/blob')).toBe(rootfs.get('big/blob'));
+    expect(after.get('bin/hello')).toBe(rootfs.get('bin/hello'));
+    const dirs = nodeFs.readdirSync(tmp);
+    expect(dirs.length).toBe(1);
+    await exec.dispose!();
+    expect(nodeFs.readdirSync(tmp)).toEqual([]);
+  });
+
+  test('a failing command is a BuildError with its exit code and output', async () => {
+    const exec = hostShellExecutor({ tmpDir: tmp });
+    const failed = exec.run(request(rootfs, 'echo "about to fail" >&2; exit 3'));
+    await expect(failed).rejects.toMatchObject({ code: 'BUILD_FAILED', details: { exitCode: 3 } });
+    await expect(exec.run(request(rootfs, 'echo oops; false'))).rejects.toThrow(/exited with code 1:\noops/);
+    await exec.dispose!();
+  });
+
+  test('JSON form runs argv without a shell; a missing program is a BuildError', async () => {
+    const exec = hostShellExecutor({ tmpDir: tmp });
+    const after = await exec.run({ ...request(rootfs, ''), command: undefined, argv: ['mkdir', '-p', 'var/log'] });
+    expect(after.get('var/log')?.type).toBe('directory');
+    await expect(exec.run({ ...request(rootfs, ''), command: undefined, argv: ['/nonexistent/tool'] })).rejects.toMatchObject({ code: 'BUILD_FAILED' });
+    await exec.dispose!();
+  });
+
+  test('is the default on node:fs, and gives the builtin executor\'s digest for the same deletion', async () => {
+    const context = contextFromRootfs(rootfs, diskFs);
+    for (const epoch of [0, 1700000000]) {
+      const make = (runExecutor?: ReturnType<typeof builtinRunExecutor>) =>
+        ImageBuilder.from('scratch', { context, platform: 'linux/amd64', sourceDateEpoch: epoch, ...(runExecutor ? { runExecutor } : {}) })
+          .copy('.', '.')
+          .run('rm -f statics/audit-policy.yml')
+          .build();
+      const viaShell = await make();
+      const viaBuiltin = await make(builtinRunExecutor());
+      const [a, b] = await Promise.all([writeTarget(viaShell, new DigestOnlyTarget()), writeTarget(viaBuiltin, new DigestOnlyTarget())]);
+      expect(a.digest).toBe(b.digest);
+    }
+  });
+});
+
+describe('the builtin executor', () => {
+  const exec = builtinRunExecutor();
+
+  test('rm, mkdir, ln -s, chmod, mv, cp, touch joined by &&; $VAR from the environment', async () => {
+    const after = await exec.run(
+      request(
+        rootfs,
+        "rm -rf statics && mkdir -p var/lib/$APP && ln -s daemon.json etc/current && chmod 0600 etc/keep.conf && mv etc/keep.conf etc/kept.conf && cp -r etc etc.bak && touch 'var/new file'",
+        { env: { APP: 'kube' } },
+      ),
+    );
+    expect(listing(after)).toEqual([
+      'big/', 'big/blob', 'bin/', 'bin/hello',
+      // Archive order: `etc.bak/` sorts before `etc/` ('.' < '/').
+      'etc.bak/', 'etc.bak/current -> daemon.json', 'etc.bak/daemon.json', 'etc.bak/kept.conf',
+      'etc/', 'etc/current -> daemon.json', 'etc/daemon.json', 'etc/kept.conf',
+      'var/', 'var/lib/', 'var/lib/kube/', 'var/new file',
+    ]);
+    expect(after.get('etc/kept.conf')?.mode).toBe(0o600);
+  });
+
+  test('anything else is a clear UsageError', async () => {
+    await expect(exec.run(request(rootfs, 'apt-get install x'))).rejects.toThrow(/does not know "apt-get"/);
+    await expect(exec.run(request(rootfs, 'rm a; rm b'))).rejects.toThrow(/only commands joined by "&&"/);
+    await expect(exec.run(request(rootfs, 'rm etc'))).rejects.toThrow(/is a directory/);
+    await expect(exec.run(request(rootfs, 'rm ../x'))).rejects.toMatchObject({ code: 'INVALID_PATH' });
+    await expect(exec.run(request(rootfs, 'rm missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(exec.run(request(rootfs, 'mv etc etc/inside'))).rejects.toThrow(/into itself/);
+    await expect(exec.run(request(rootfs, 'ln target link'))).rejects.toThrow(/ln -s/);
+    await expect(exec.run(request(rootfs, 'chmod u+x bin/hello'))).rejects.toThrow(/OCTAL/);
+  });
+
+  test('a RUN on memfs works with it and changes parent mtimes to the epoch', async () => {
+    const image = await ImageBuilder.from('scratch', { fs: memfs(), context: contextFromRootfs(rootfs, memfs()), runExecutor: exec, sourceDateEpoch: 500 })
+      .copy('.', '.')
+      .run('rm statics/audit-policy.yml')
+      .build();
+    const layer = await image.layers[1].changeset();
+    expect(layer.whiteouts()).toEqual(['statics/audit-policy.yml']);
+    expect(layer.get('statics')?.mtime).toBe(500);
+  });
+});
+
+test('node:fs is recognised whatever namespace wrapper it comes in; memfs is not', async () => {
+  const { defaultRunExecutor, isNodeFs } = await import('../../lib/build/run');
+  // What `import * as fs from 'node:fs'` gives another CommonJS module: a fresh object.
+  const wrapper = { ...nodeFs, promises: nodeFs.promises } as unknown as import('../../lib/fs').FileSystem;
+  expect(isNodeFs(wrapper)).toBe(true);
+  expect(defaultRunExecutor(wrapper)?.name).toBe('host-shell');
+  expect(isNodeFs(memfs())).toBe(false);
+  expect(defaultRunExecutor(memfs())).toBeUndefined();
+});
