@@ -28,3 +28,29 @@ export {
 export { parseChallenges, type AuthChallenge } from './challenge';
 export { scopeStrings, type RepositoryAction, type RepositoryScope } from './auth';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
+export {
+  parseRemoteReference,
+  manifestRef,
+  RegistryClientPool,
+  DOCKER_TRANSPORT_PREFIX,
+  type RegistryAccessOptions,
+  type RemoteReference,
+} from './remote';
+export { blobOrigin, registryBlobContent, type BlobOrigin, type RegistryBlobOptions } from './blob-content';
+export { RegistryTarget, encodedStream, type PushStats, type RegistryProgress, type RegistryTargetOptions } from './target';
+export { pushImage, type PushOptions, type PushResult } from './push';
+export {
+  pullImage,
+  pullToLayout,
+  pullToStore,
+  loadRegistryTarget,
+  resolveBase,
+  type ImageStoreLike,
+  type PlatformChoice,
+  type PullOptions,
+  type PullResult,
+  type PullToOptions,
+  type ResolveBaseOptions,
+  type TaggableBlobTarget,
+} from './pull';
+export * from './embedded';

@@ -34,6 +34,11 @@ export interface StartRegistryOptions {
   token?: Omit<TokenServerOptions, 'users' | 'service' | 'issuer' | 'keyPem' | 'certPem'>;
   /** Use CLOUDROOTFS_TEST_REGISTRY when set (default true; only for `auth: 'none'`). */
   allowExternal?: boolean;
+  /**
+   * Serve this existing storage root (`storage.filesystem.rootdirectory`; the driver appends
+   * `/docker/registry/v2`) in read-only mode. It is left in place on stop.
+   */
+  storageRoot?: string;
 }
 
 export interface TestRegistry {
@@ -96,7 +101,7 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
   const auth = options.auth ?? 'none';
   const users = options.users ?? { ...DEFAULT_TEST_USERS };
   const external = externalRegistry();
-  if (auth === 'none' && external && options.allowExternal !== false) {
+  if (auth === 'none' && external && options.allowExternal !== false && !options.storageRoot) {
     return { host: external, url: `http://${external}`, auth, users: {}, external: true, logs: () => '', stop: async () => undefined };
   }
   const binary = findTool('docker-registry');
@@ -127,7 +132,7 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
     let lastError: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
       const port = await freePort();
-      const storageRoot = path.join(dir, `storage-${attempt}`);
+      const storageRoot = options.storageRoot ?? path.join(dir, `storage-${attempt}`);
       const configFile = path.join(dir, `config-${attempt}.yml`);
       await fsp.writeFile(
         configFile,
@@ -145,6 +150,7 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
           '  maintenance:',
           '    uploadpurging:',
           '      enabled: false',
+          ...(options.storageRoot ? ['    readonly:', '      enabled: true'] : []),
           'http:',
           `  addr: 127.0.0.1:${port}`,
           `  secret: ${randomBytes(16).toString('hex')}`,
