@@ -167,4 +167,23 @@ export {
 } from './compare';
 export * from './kubefile';
 export * from './build';
+export * from './registry';
+export {
+  DEFAULT_REGISTRY,
+  DEFAULT_TAG,
+  familiarName,
+  formatReference,
+  isValidRepository,
+  isValidTag,
+  normalizeReference,
+  parseDockerReference,
+  referenceName,
+  repositoryWithoutDomain,
+  withDefaultTag,
+  parseDigest,
+  isDigest,
+  digestOfBytes,
+  type DockerReference,
+  type ParsedDigest,
+} from './reference';
 export { runCli } from './cli/main';

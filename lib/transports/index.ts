@@ -3,7 +3,6 @@
  * says", whatever the transport. Each transport lives in its own module; this file only
  * dispatches. Adding one (e.g. `docker://`) means one case in `loadTarget` and one in `saveTarget`.
  */
-import { UnsupportedError } from '../errors';
 import { FileSystem, diskFs } from '../fs';
 import { Image, ImageIndex, selectImage } from '../image/image';
 import type { Descriptor, Platform } from '../image/types';
@@ -14,12 +13,17 @@ import { readDockerArchive, writeDockerArchive } from '../formats/docker-archive
 import type { ArchiveProgress } from '../formats/archive-io';
 import { verifyLayers, type VerifyProgress } from '../formats/verify';
 import { ImageStore, type StoreOptions } from '../store/store';
+import { loadRegistryTarget } from '../registry/pull';
+import { pushImage } from '../registry/push';
+import type { RegistryAccessOptions } from '../registry/remote';
 import { ImageRef, formatImageRef, parseImageRef } from './reference';
 
 export interface TransportOptions {
   fs?: FileSystem;
   /** The local store for plain names: an open store, or how to open one (default: the default root). */
   store?: ImageStore | StoreOptions;
+  /** Credentials, auth file, insecure… for `docker://` references. */
+  registry?: RegistryAccessOptions;
 }
 
 export interface LoadOptions extends TransportOptions {
@@ -52,7 +56,7 @@ export async function loadTarget(ref: string | ImageRef, options: LoadOptions = 
     case 'store':
       return (await openStore({ ...options, fs })).loadTarget(r.name);
     case 'docker':
-      throw new UnsupportedError(`the docker:// transport is not available yet (${formatImageRef(r)})`, r.transport);
+      return loadRegistryTarget(formatImageRef(r), { authFs: fs, ...(options.registry ?? {}) });
   }
 }
 
@@ -92,8 +96,12 @@ export async function saveTarget(target: Image | ImageIndex, ref: string | Image
       const store = await openStore(write);
       return store.put(target, r.name, write);
     }
-    case 'docker':
-      throw new UnsupportedError(`the docker:// transport is not available yet (${formatImageRef(r)})`, r.transport);
+    case 'docker': {
+      const { onProgress: _progress, store: _store, registry, ...encoding } = write;
+      void _progress;
+      void _store;
+      return (await pushImage(target, formatImageRef(r), { ...encoding, authFs: fs, ...(registry ?? {}) })).descriptor;
+    }
   }
 }
 
