@@ -24,6 +24,13 @@ import type { CopyMode } from './copy';
 import { DigestOnlyTarget } from './digest-target';
 import { BuildWarning, interpretKubefile } from './interpreter';
 import { RunExecutor, defaultRunExecutor } from './run';
+import { resolveBase as pullBase } from '../registry/pull';
+import type { RegistryAccessOptions } from '../registry/remote';
+import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { isDiskFs } from '../fs';
+import { removeAll } from '../util/atomic';
 
 /** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
 export interface BuildStore extends BaseImageStore {
@@ -56,8 +63,26 @@ export interface BuildImageOptions {
   onProgress?: (event: BuildProgress) => void;
   /** Runs RUN (default: the host shell on node:fs; none on other filesystems). */
   runExecutor?: RunExecutor;
-  /** Bases not in the store (a registry loader). */
+  /** Bases not in the store (default: pull them from their registry, see `pull`). */
   resolveBase?: ResolveBase;
+  /** FROM: pull the base when the store lacks it (`missing`, default), every time, or never. */
+  pull?: 'missing' | 'always' | 'never';
+  /** Credentials, auth file, insecure… for pulling bases and container images. */
+  registry?: RegistryAccessOptions;
+  /**
+   * `all` (default): collect the container images the rootfs names (manifests/imageList, `image:`
+   * in manifests/ and application/apps/, charts' values) plus `imageList`, and embed them in
+   * `registry/` as the image's last layer. `lite`: embed nothing (sealer's `--build-mode lite`).
+   */
+  buildMode?: 'all' | 'lite';
+  /** Container images to embed besides the collected ones (`--image-list`). */
+  imageList?: readonly string[];
+  /** Container images never to embed (`--ignored-image-list`). */
+  ignoredImageList?: readonly string[];
+  /** Local sources for container images (`{ 'nginx:1.25': 'oci-archive:/cache/nginx.tar' }`): offline builds. */
+  imageSources?: Readonly<Record<string, string>>;
+  /** Never contact a registry for container images: every one needs an `imageSources` entry. */
+  offline?: boolean;
   /** sealer image type (default `kube-installer`). */
   imageType?: ImageType;
   /** Extra labels (`--label`), applied last. */
@@ -170,6 +195,11 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const context = await readBuildContext(options.context, { fs, sourceDateEpoch });
   const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
   const runExecutor = options.runExecutor ?? createdExecutor;
+  const resolveBase: ResolveBase =
+    options.resolveBase ??
+    (async (ref, platform) =>
+      pullBase(ref, { store: await openStore(), pull: options.pull ?? 'missing', platform, authFs: fs, ...(options.registry ?? {}) }));
+  const workDirs: string[] = [];
 
   const built: Image[] = [];
   const warnings: BuildWarning[] = [];
@@ -183,7 +213,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       copyMode: options.copyMode,
       context,
       store: baseStore,
-      resolveBase: options.resolveBase,
+      resolveBase,
       runExecutor,
       imageType: options.imageType,
       buildArgs: options.buildArgs,
@@ -193,6 +223,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     let image = await interpretation.builder.build();
     if (options.labels && Object.keys(options.labels).length > 0) image = image.withLabels({ ...options.labels });
     for (const [k, v] of Object.entries(options.annotations ?? {})) image = image.withAnnotation(k, v);
+    if ((options.buildMode ?? 'all') === 'all') image = await embedContainerImages(image, platform, options, fs, workDirs);
     built.push(image);
   }
   const target: Image | ImageIndex = built.length === 1 && (options.platforms ?? []).length <= 1 ? built[0] : ImageIndex.of(built);
@@ -204,6 +235,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   };
   const dispose = async () => {
     await createdExecutor?.dispose?.();
+    for (const dir of workDirs.splice(0)) await removeAll(fs, dir);
   };
 
   if (options.tag !== undefined) {
@@ -219,6 +251,31 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const descriptor = await writeTarget(target, sink, writeOptions);
   const images = describeDigestOnly(sink, descriptor, built);
   return { target, digest: descriptor.digest, descriptor, stored: false, images, layers: images[0].layers, warnings, dispose };
+}
+
+/**
+ * sealer's image collection: the images the rootfs names, fetched for `platform` and written into
+ * `registry/` as one more (last) layer, recorded in the container-images annotation. The work
+ * directory holds the blobs until the image is written (removed by `dispose`).
+ */
+async function embedContainerImages(image: Image, platform: Platform, options: BuildImageOptions, fs: FileSystem, workDirs: string[]): Promise<Image> {
+  const rootfs = await image.flatten();
+  const requests = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
+  if (requests.length === 0) return image;
+  const parent = isDiskFs(fs) ? tmpdir() : '/tmp';
+  const workDir = posix.join(parent, `cloudrootfs-registry-${process.pid}-${randomBytes(6).toString('hex')}`);
+  workDirs.push(workDir);
+  const registry = await buildRegistryLayer(requests, {
+    ...(options.registry ?? {}),
+    authFs: fs,
+    workDir,
+    fs,
+    platform,
+    base: rootfs,
+    sources: options.imageSources,
+    offline: options.offline,
+  });
+  return withEmbeddedRegistry(image, registry);
 }
 
 function describeStored(stored: Image | ImageIndex, built: Image[]): BuiltImage[] {

@@ -7,7 +7,8 @@ import { UsageError } from '../../errors';
 import { formatPlatform } from '../../image/platform';
 import type { Command, CommandContext } from '../command';
 import { print, printJson } from '../command';
-import { JSON_OPTION } from '../common';
+import { JSON_OPTION, STORE_OPTION, openStore } from '../common';
+import { parseImageList } from '../../registry/embedded';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -60,6 +61,13 @@ export const buildCommand: Command = {
     { name: 'annotation', type: 'list', placeholder: 'K=V', description: 'add a manifest annotation (repeatable)' },
     { name: 'type', type: 'string', placeholder: 'kube-installer|app-installer', description: 'sealer image type (default kube-installer)' },
     { name: 'source-date-epoch', type: 'string', placeholder: 'SECONDS', description: 'timestamps and mtime clamp (default $SOURCE_DATE_EPOCH or 0)' },
+    { name: 'image-list', type: 'string', placeholder: 'FILE', description: 'container images to embed in registry/, one per line' },
+    { name: 'ignored-image-list', type: 'string', placeholder: 'FILE', description: 'container images never to embed, one per line' },
+    { name: 'build-mode', type: 'string', placeholder: 'all|lite', description: 'all: collect and embed container images (default); lite: embed none' },
+    { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
+    { name: 'insecure', type: 'boolean', description: 'talk plain http to every registry (loopback hosts already do)' },
+    { name: 'offline', type: 'boolean', description: 'never contact a registry for container images' },
+    STORE_OPTION,
     { name: 'quiet', alias: 'q', type: 'boolean', description: 'print only the digest' },
     JSON_OPTION,
   ],
@@ -75,7 +83,22 @@ export const buildCommand: Command = {
     if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`--source-date-epoch must be a number of seconds (got ${JSON.stringify(epochText)})`);
     const platforms = ((o.platform as string[] | undefined) ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
     const quiet = !!o.quiet || !!o.json;
+    const buildMode = o['build-mode'] as string | undefined;
+    if (buildMode !== undefined && buildMode !== 'all' && buildMode !== 'lite') throw new UsageError(`--build-mode must be all or lite (got ${JSON.stringify(buildMode)})`);
+    const pull = o.pull as string | undefined;
+    if (pull !== undefined && pull !== 'missing' && pull !== 'always' && pull !== 'never') throw new UsageError(`--pull must be missing, always or never (got ${JSON.stringify(pull)})`);
+    const listFile = async (name: string) => {
+      const file = o[name];
+      return typeof file === 'string' ? parseImageList(await ctx.fs.promises.readFile(resolve(file), 'utf8')) : undefined;
+    };
     const result = await buildImage({
+      store: await openStore(ctx),
+      imageList: await listFile('image-list'),
+      ignoredImageList: await listFile('ignored-image-list'),
+      buildMode: buildMode as 'all' | 'lite' | undefined,
+      pull: pull as 'missing' | 'always' | 'never' | undefined,
+      offline: !!o.offline,
+      ...(o.insecure ? { registry: { insecure: true } } : {}),
       context,
       kubefile: typeof o.file === 'string' ? resolve(o.file) : undefined,
       tag: o.tag as string | undefined,
