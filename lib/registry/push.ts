@@ -17,7 +17,7 @@ import { readOciLayout } from '../formats/layout';
 import { readOciArchive } from '../formats/oci-archive';
 import { readDockerArchive } from '../formats/docker-archive';
 import type { EncodeLayerOptions } from '../tar/write';
-import { parseImageRef } from '../transports/reference';
+import { parseImageRef } from '../reference/transport';
 import { pullImage, type ImageStoreLike, type PlatformChoice } from './pull';
 import { clientFor, parseRemoteReference, type RegistryAccessOptions } from './remote';
 import { RegistryTarget, type PushStats, type RegistryProgress } from './target';

@@ -16,7 +16,7 @@ import { ImageStore, type StoreOptions } from '../store/store';
 import { loadRegistryTarget } from '../registry/pull';
 import { pushImage } from '../registry/push';
 import type { RegistryAccessOptions } from '../registry/remote';
-import { ImageRef, formatImageRef, parseImageRef } from './reference';
+import { ImageRef, formatImageRef, parseImageRef } from '../reference/transport';
 
 export interface TransportOptions {
   fs?: FileSystem;

@@ -30,7 +30,7 @@ import { formatReference, parseDockerReference, withDefaultTag, type DockerRefer
 import { readRootfsFromDirectory } from '../../rootfs/io';
 import { Rootfs } from '../../rootfs/rootfs';
 import { getContainerImages, withContainerImages, type ContainerImageRef } from '../../sealer/extension';
-import { parseImageRef } from '../../transports/reference';
+import { parseImageRef } from '../../reference/transport';
 import { isEmptyOrMissing, ensureDir } from '../../util/atomic';
 import { registryBlobContent } from '../blob-content';
 import { manifestRef, RegistryClientPool, type RegistryAccessOptions } from '../remote';

@@ -12,8 +12,6 @@ export type ImageRef =
   | { transport: 'docker'; reference: string }
   | { transport: 'store'; name: string };
 
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-
 /** Split `PATH[:TAG]`: the part after the last `:` is a tag only if it looks like one (no `/`). */
 function splitPathTag(rest: string): { path: string; tag?: string } {
   const i = rest.lastIndexOf(':');
@@ -66,8 +64,4 @@ export function formatImageRef(ref: ImageRef): string {
     case 'store':
       return ref.name;
   }
-}
-
-export function isValidTag(tag: string): boolean {
-  return TAG.test(tag);
 }
