@@ -100,6 +100,23 @@ export async function readContent(content: Content, limit = 64 << 20): Promise<B
   return Buffer.concat(chunks);
 }
 
+/** The first `bytes` bytes (fewer if the content is shorter), reading no further. */
+export async function readContentHead(content: Content, bytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const stream = content.open();
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      n += (chunk as Buffer).length;
+      if (n >= bytes) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, bytes);
+}
+
 export async function readContentText(content: Content, limit?: number): Promise<string> {
   return (await readContent(content, limit)).toString('utf8');
 }

@@ -4,7 +4,8 @@
  * decided by its bytes, not its name. Remote sources (`http(s)://`) need a fetcher, which the
  * builder does not have: they are refused with a clear error (download first, then COPY).
  */
-import { Content } from '../content';
+import { Content, readContentHead } from '../content';
+import { detectCompression } from '../compress';
 import { UnsupportedError } from '../errors';
 import { applyLayer } from '../layer/apply';
 import { readLayerTar } from '../tar/read';
@@ -14,30 +15,12 @@ import { ResolvedSource } from './copy';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 
-/** What the first bytes say (tar: `ustar` at offset 257). */
+/** What the first bytes say: a compression magic, or `ustar` at offset 257 for a plain tar. */
 export function sniffArchive(head: Buffer): ArchiveKind | undefined {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
-  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  const compressed = detectCompression(head);
+  if (compressed) return compressed;
   if (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar') return 'tar';
   return undefined;
-}
-
-async function readHead(content: Content, bytes = 512): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  const stream = content.open();
-  try {
-    for await (const chunk of stream) {
-      chunks.push(chunk as Buffer);
-      n += (chunk as Buffer).length;
-      if (n >= bytes) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  return Buffer.concat(chunks).subarray(0, bytes);
 }
 
 /**
@@ -46,7 +29,7 @@ async function readHead(content: Content, bytes = 512): Promise<Buffer> {
  */
 export async function archiveTree(content: Content, name: string): Promise<FsNode | undefined> {
   if (content.size === 0) return undefined;
-  const kind = sniffArchive(await readHead(content));
+  const kind = sniffArchive(await readContentHead(content, 512));
   if (kind === undefined) return undefined;
   if (kind === 'bzip2' || kind === 'xz') {
     throw new UnsupportedError(`ADD ${name}: ${kind} archives are not supported (use a plain, gzip or zstd tar)`, `add-${kind}`);

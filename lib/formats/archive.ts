@@ -10,7 +10,7 @@
  *   and `Layers` paths, possibly through symlinks, layers plain or compressed).
  */
 import { posix } from 'node:path';
-import { Content } from '../content';
+import { Content, readContentHead } from '../content';
 import { DigestCounter, detectCompression } from '../compress';
 import { BlobNotFoundError, CloudRootfsError, ImageNotFoundError, InvalidImageError, UnsupportedError } from '../errors';
 import { Image, ImageIndex } from '../image/image';
@@ -245,19 +245,7 @@ async function dockerImages(archive: TarArchive): Promise<ArchiveImage[]> {
 /** A classic layer file's descriptor: its digest is its diff_id when it is a plain tar. */
 async function classicLayerDescriptor(archive: TarArchive, member: string, diffId: string): Promise<Descriptor> {
   const content = archive.content(member);
-  const head: Buffer[] = [];
-  let headLength = 0;
-  const stream = content.open();
-  try {
-    for await (const chunk of stream) {
-      head.push(chunk as Buffer);
-      headLength += (chunk as Buffer).length;
-      if (headLength >= 8) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  const compression = detectCompression(Buffer.concat(head));
+  const compression = detectCompression(await readContentHead(content, 8));
   if (compression === undefined) return { mediaType: MEDIA_TYPES.layer, digest: diffId, size: content.size };
   if (compression !== 'gzip' && compression !== 'zstd') throw new UnsupportedError(`${archive.path}: ${member} is ${compression}-compressed`, compression);
   // A compressed layer's digest is not recorded anywhere: hash it once.
