@@ -67,7 +67,9 @@ export function isNetworkFailure(err: unknown): boolean {
     const e = current as { code?: unknown; message?: unknown; cause?: unknown };
     if (typeof e.code === 'string' && NOT_TRANSIENT_CODES.has(e.code)) return false;
     if (typeof e.code === 'string' && NETWORK_CODE.test(e.code)) transport = true;
-    if (current instanceof TypeError && (e.message === 'fetch failed' || e.message === 'terminated')) transport = true;
+    // By name, not instanceof: the TypeError may come from another realm (undici in a vm/jest context).
+    const name = (current as { name?: unknown }).name;
+    if (name === 'TypeError' && (e.message === 'fetch failed' || e.message === 'terminated')) transport = true;
     current = e.cause;
   }
   return transport;
