@@ -96,12 +96,15 @@ export type WhiteoutInfo =
 
 /**
  * Classify a cleaned archive path. Returns undefined for an ordinary entry. Only the basename's
- * prefix counts: `.wh.etc/file` is an ordinary path (containerd's rule).
+ * prefix counts: `.wh.etc/file` is an ordinary path (containerd's rule); but anything below an
+ * AUFS bookkeeping directory is bookkeeping (containers/storage skips it).
  */
 export function parseWhiteout(path: string): WhiteoutInfo | undefined {
   const base = baseName(path);
-  if (!base.startsWith(WHITEOUT_PREFIX)) return undefined;
   const dir = parentPath(path);
+  // Whatever sits inside AUFS bookkeeping directories (`.wh..wh.plnk/…`) is bookkeeping too.
+  if (splitPath(dir).some((part) => part.startsWith(AUFS_META_PREFIX))) return { kind: 'aufs-meta' };
+  if (!base.startsWith(WHITEOUT_PREFIX)) return undefined;
   if (base === OPAQUE_WHITEOUT) return { kind: 'opaque', dir };
   if (base.startsWith(AUFS_META_PREFIX)) return { kind: 'aufs-meta' };
   const name = base.slice(WHITEOUT_PREFIX.length);

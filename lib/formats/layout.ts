@@ -5,6 +5,7 @@
  * so a reader sees the old layout or the new one, never a manifest without its blobs.
  */
 import { posix } from 'node:path';
+import { Readable } from 'node:stream';
 import { Content, fileContent } from '../content';
 import { DigestCounter } from '../compress';
 import {
@@ -18,13 +19,14 @@ import {
   SizeMismatchError,
   UnsupportedMediaTypeError,
 } from '../errors';
-import { errnoCode, FileSystem, lstatOrUndefined } from '../fs';
+import { errnoCode, FileSystem, FsStats, lstatOrUndefined } from '../fs';
 import { Layer } from '../layer/layer';
 import { isIndexMediaType, isLayerMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
 import { EncodeLayerOptions, encodeLayer } from '../tar/write';
 import { buildDirAtomic, ensureDir, isEmptyOrMissing, writeFileAtomic, writeStreamAtomic } from '../util/atomic';
 import { Image, ImageIndex, IndexEntry, selectImage } from '../image/image';
 import { blobLayer } from '../image/layer';
+import type { ReadLayerOptions } from '../tar/read';
 import { checkDigest } from '../image/digest';
 import { canonicalJsonBytes } from '../image/json';
 import { parseOciDocument } from '../image/schema';
@@ -35,15 +37,64 @@ export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const CONTAINERD_NAME = 'io.containerd.image.name';
 const LAYOUT_VERSION = '1.0.0';
 
+/** Bounds for reading layer blobs (see ReadLayerOptions for the defaults). */
+export type LayerReadLimits = Pick<ReadLayerOptions, 'maxEntries' | 'maxPathBytes' | 'maxUncompressedBytes'>;
+
 export interface LayoutLimits {
   /** Largest manifest, index or config accepted (default 4 MiB, as registries do). */
   maxDocumentBytes?: number;
   /** Deepest index nesting accepted (default 8). */
   maxNesting?: number;
+  /**
+   * Most manifests reachable through nested indexes, counting an entry each time it is listed
+   * (default 10,000): indexes that list each other many times would otherwise fan out
+   * exponentially in everything that walks them.
+   */
+  maxIndexEntries?: number;
+  /** Bounds applied when the layers of images read from the layout are read. */
+  layerLimits?: LayerReadLimits;
 }
 
 const DEFAULT_MAX_DOCUMENT = 4 << 20;
 const DEFAULT_MAX_NESTING = 8;
+const DEFAULT_MAX_INDEX_ENTRIES = 10_000;
+
+/**
+ * Stat `path` (following symlinks, as any reader would) and insist on a regular file: a fifo would
+ * block the reader forever, a device would never end. Missing → BlobNotFoundError via `missing`.
+ */
+async function regularFile(fs: FileSystem, path: string, missing: () => Error, what: string): Promise<FsStats> {
+  let st: FsStats;
+  try {
+    st = await fs.promises.stat(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw missing();
+    throw err;
+  }
+  if (!st.isFile()) throw new InvalidImageError(`${what} ${path} is not a regular file`, { path });
+  return st;
+}
+
+/** Read at most `max` bytes of a file; `onLonger` is thrown as soon as the file proves longer. */
+async function readBounded(fs: FileSystem, path: string, max: number, onLonger: (seen: number) => Error): Promise<Buffer> {
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(max + 1, 1 << 20));
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > max) throw onLonger(total);
+      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await fh.close();
+  }
+}
 
 export class OciLayout implements BlobTarget {
   private constructor(
@@ -54,16 +105,10 @@ export class OciLayout implements BlobTarget {
 
   /** Open an existing layout. */
   static async open(fs: FileSystem, dir: string, limits?: LayoutLimits): Promise<OciLayout> {
-    let text: string;
-    try {
-      text = await fs.promises.readFile(posix.join(dir, 'oci-layout'), 'utf8');
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
-        throw new ImageNotFoundError(dir, 'an OCI layout (no oci-layout file)');
-      }
-      throw err;
-    }
-    parseOciDocument('layout', text, { file: posix.join(dir, 'oci-layout') });
+    const file = posix.join(dir, 'oci-layout');
+    await regularFile(fs, file, () => new ImageNotFoundError(dir, 'an OCI layout (no oci-layout file)'), 'layout marker');
+    const text = (await readBounded(fs, file, 64 << 10, () => new LimitExceededError('maxDocumentBytes', 64 << 10, file))).toString('utf8');
+    parseOciDocument('layout', text, { file });
     return new OciLayout(fs, dir, limits);
   }
 
@@ -89,21 +134,35 @@ export class OciLayout implements BlobTarget {
     return !!st && st.isFile() && (descriptor.size === undefined || st.size === descriptor.size);
   }
 
-  /** Lazy content of a blob (verified by whoever reads it against the descriptor). */
+  /**
+   * Lazy content of a blob (verified by whoever reads it against the descriptor). Opening it first
+   * checks that the blob exists and is a regular file, so a missing blob is BLOB_NOT_FOUND and a
+   * fifo planted in the layout is refused instead of blocking the reader.
+   */
   blob(descriptor: Pick<Descriptor, 'digest' | 'size'>): Content {
-    return fileContent(this.fs, this.blobPath(descriptor.digest), descriptor.size, descriptor.digest);
+    const path = this.blobPath(descriptor.digest);
+    const content = fileContent(this.fs, path, descriptor.size, descriptor.digest);
+    const check = () => regularFile(this.fs, path, () => new BlobNotFoundError(descriptor.digest, this.dir), 'blob');
+    return {
+      ...content,
+      open: () =>
+        Readable.from(
+          (async function* () {
+            await check();
+            yield* content.open();
+          })(),
+          { objectMode: false },
+        ),
+    };
   }
 
-  /** Read a small blob whole, verifying size and digest. */
+  /** Read a small blob whole, verifying size and digest; never reads past the declared size. */
   async readBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, maxBytes = this.limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT): Promise<Buffer> {
     if (descriptor.size > maxBytes) throw new LimitExceededError('maxDocumentBytes', maxBytes, `blob ${descriptor.digest} (${descriptor.size} bytes)`);
-    let bytes: Buffer;
-    try {
-      bytes = await this.fs.promises.readFile(this.blobPath(descriptor.digest));
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new BlobNotFoundError(descriptor.digest, this.dir);
-      throw err;
-    }
+    const path = this.blobPath(descriptor.digest);
+    const st = await regularFile(this.fs, path, () => new BlobNotFoundError(descriptor.digest, this.dir), 'blob');
+    if (st.size !== descriptor.size) throw new SizeMismatchError(descriptor.size, st.size, `blob ${descriptor.digest}`);
+    const bytes = await readBounded(this.fs, path, descriptor.size, (seen) => new SizeMismatchError(descriptor.size, seen, `blob ${descriptor.digest}`));
     if (bytes.length !== descriptor.size) throw new SizeMismatchError(descriptor.size, bytes.length, `blob ${descriptor.digest}`);
     const actual = new DigestCounter().update(bytes).digest();
     if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, 'blob');
@@ -162,15 +221,10 @@ export class OciLayout implements BlobTarget {
 
   async readIndex(): Promise<ImageIndexDocument> {
     const file = posix.join(this.dir, 'index.json');
-    let bytes: Buffer;
-    try {
-      bytes = await this.fs.promises.readFile(file);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new InvalidImageError(`${this.dir} is not an OCI layout: index.json is missing`, { file });
-      throw err;
-    }
     const max = this.limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT;
-    if (bytes.length > max) throw new LimitExceededError('maxDocumentBytes', max, file);
+    const st = await regularFile(this.fs, file, () => new InvalidImageError(`${this.dir} is not an OCI layout: index.json is missing`, { file }), 'index');
+    if (st.size > max) throw new LimitExceededError('maxDocumentBytes', max, file);
+    const bytes = await readBounded(this.fs, file, max, () => new LimitExceededError('maxDocumentBytes', max, file));
     return parseOciDocument<ImageIndexDocument>('index', bytes, { file });
   }
 
@@ -202,18 +256,35 @@ export class OciLayout implements BlobTarget {
 
   /** Load what `descriptor` names: an Image for a manifest, an ImageIndex for an index. */
   async load(descriptor: Descriptor, depth = 0): Promise<Image | ImageIndex> {
-    const maxNesting = this.limits.maxNesting ?? DEFAULT_MAX_NESTING;
-    if (depth > maxNesting) throw new LimitExceededError('maxNesting', maxNesting, `index nesting at ${descriptor.digest}`);
-    if (isManifestMediaType(descriptor.mediaType)) return this.loadImage(descriptor);
-    if (isIndexMediaType(descriptor.mediaType)) return this.loadIndex(descriptor, depth);
-    throw new UnsupportedMediaTypeError(descriptor.mediaType, `${this.dir} (${descriptor.digest})`);
+    return (await this.loadShared(descriptor, depth, new Map())).target;
   }
 
-  private async loadIndex(descriptor: Descriptor, depth: number): Promise<ImageIndex> {
+  /**
+   * One load shares its documents: a manifest or index listed many times is read once and is the
+   * same object each time. An index also knows how many manifests it reaches counting repeats
+   * (what anything walking it visits), and that count is bounded by maxIndexEntries.
+   */
+  private loadShared(descriptor: Descriptor, depth: number, documents: LoadedDocuments): Promise<Loaded> {
+    const maxNesting = this.limits.maxNesting ?? DEFAULT_MAX_NESTING;
+    if (depth > maxNesting) throw new LimitExceededError('maxNesting', maxNesting, `index nesting at ${descriptor.digest}`);
+    const key = `${descriptor.mediaType} ${descriptor.digest} ${descriptor.size}`;
+    let loaded = documents.get(key);
+    if (!loaded) {
+      if (isManifestMediaType(descriptor.mediaType)) loaded = this.loadImage(descriptor).then((target) => ({ target, reach: 1 }));
+      else if (isIndexMediaType(descriptor.mediaType)) loaded = this.loadIndex(descriptor, depth, documents);
+      else throw new UnsupportedMediaTypeError(descriptor.mediaType, `${this.dir} (${descriptor.digest})`);
+      documents.set(key, loaded);
+    }
+    return loaded;
+  }
+
+  private async loadIndex(descriptor: Descriptor, depth: number, documents: LoadedDocuments): Promise<Loaded> {
     const bytes = await this.readBlob(descriptor);
     const kind = descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? 'docker-manifest-list' : 'index';
     const doc = parseOciDocument<ImageIndexDocument>(kind, bytes, { file: `${this.dir} ${descriptor.digest}` });
     const entries: IndexEntry[] = [];
+    const maxEntries = this.limits.maxIndexEntries ?? DEFAULT_MAX_INDEX_ENTRIES;
+    let reach = 0;
     let skipped = false;
     for (const m of doc.manifests) {
       // Unknown entries (attestations, artifacts) are not errors; they are left out.
@@ -225,9 +296,13 @@ export class OciLayout implements BlobTarget {
         skipped = true;
         continue;
       }
-      entries.push({ image: await this.load(m, depth + 1), platform: m.platform, annotations: m.annotations });
+      const child = await this.loadShared(m, depth + 1, documents);
+      reach += child.reach;
+      if (reach > maxEntries) throw new LimitExceededError('maxIndexEntries', maxEntries, `manifests reachable from ${descriptor.digest}`);
+      entries.push({ image: child.target, platform: m.platform, annotations: m.annotations });
     }
-    return new ImageIndex(entries, doc.annotations ?? {}, skipped ? undefined : { index: bytes, descriptor: stripPlatform(descriptor) });
+    const target = new ImageIndex(entries, doc.annotations ?? {}, skipped ? undefined : { index: bytes, descriptor: stripPlatform(descriptor) });
+    return { target, reach };
   }
 
   private async loadImage(descriptor: Descriptor): Promise<Image> {
@@ -237,7 +312,7 @@ export class OciLayout implements BlobTarget {
     const manifest = parseOciDocument<ImageManifest>(kind, manifestBytes, { file: `${where} (manifest)` });
     const configBytes = await this.readBlob(manifest.config);
     const config = parseOciDocument<ImageConfigDocument>('config', configBytes, { file: `${where} (config)`, checkHistory: false });
-    return imageFromDocuments(manifest, manifestBytes, descriptor, config, configBytes, (d) => this.blob(d), where);
+    return imageFromDocuments(manifest, manifestBytes, descriptor, config, configBytes, (d) => this.blob(d), where, this.limits.layerLimits);
   }
 
   // --- writing ----------------------------------------------------------------------------------
@@ -249,6 +324,13 @@ export class OciLayout implements BlobTarget {
     return descriptor;
   }
 }
+
+interface Loaded {
+  target: Image | ImageIndex;
+  /** Manifests reachable through it, repeats included (1 for a manifest). */
+  reach: number;
+}
+type LoadedDocuments = Map<string, Promise<Loaded>>;
 
 function stripPlatform(d: Descriptor): Descriptor {
   const { platform: _p, annotations: _a, ...rest } = d;
@@ -281,6 +363,7 @@ export function imageFromDocuments(
   configBytes: Buffer,
   blobOf: (d: Descriptor) => Content,
   where: string,
+  layerLimits: LayerReadLimits = {},
 ): Image {
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
@@ -291,7 +374,7 @@ export function imageFromDocuments(
   }
   const layers = manifest.layers.map((d, i) => {
     if (!isLayerMediaType(d.mediaType)) throw new UnsupportedMediaTypeError(d.mediaType, `${where} layer ${i}`);
-    return blobLayer(d, diffIds[i], blobOf(d), { source: `layer ${i} (${d.digest})` });
+    return blobLayer(d, diffIds[i], blobOf(d), { ...layerLimits, source: `layer ${i} (${d.digest})` });
   });
   const { rootfs: _r, ...rest } = config;
   void _r;

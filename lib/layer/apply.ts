@@ -10,11 +10,12 @@
  *   replaces the whole subtree;
  * - parent directories are resolved through symlinks *inside* the root (securejoin semantics:
  *   absolute targets restart at the root, `..` never climbs above it); missing parents are created
- *   as 0755 root:root directories; a parent that is a regular file is an error;
+ *   as 0755 root:root directories (setgid and the group of a setgid ancestor, as the kernel does);
+ *   a parent that is a regular file is an error;
  * - a whiteout of a missing path is a no-op; hardlink targets resolve root-relative at the moment
  *   the link is applied and must exist and not be a directory.
  */
-import { Entry, IMPLICIT_DIRECTORY, markLinked } from '../entry';
+import { DirectoryEntry, Entry, IMPLICIT_DIRECTORY, directoryEntry, markLinked } from '../entry';
 import { HardlinkTargetError, LayerConflictError } from '../errors';
 import { baseName, cleanPath, isWithin, joinPath, parentPath, splitPath } from '../path';
 import { EMPTY_CHILDREN, FsNode, getNode, updateNode } from '../rootfs/node';
@@ -22,6 +23,31 @@ import { Rootfs } from '../rootfs/rootfs';
 import { Layer } from './layer';
 
 const MAX_SYMLINK_HOPS = 255;
+
+/** Implied directories created under a setgid directory, one per group (see impliedDirectoryUnder). */
+const setgidImplied = new Map<number, DirectoryEntry>();
+const implied = new WeakSet<Entry>([IMPLICIT_DIRECTORY]);
+
+/**
+ * The directory a runtime creates for a parent the layer does not list (`mkdir -p`, mode 0777
+ * under umask 022, owned by the unpacker, i.e. root). Under a setgid directory the kernel gives
+ * the new directory the parent's group and the setgid bit, so umoci's (and containerd's) trees do.
+ */
+function impliedDirectoryUnder(parent: Entry | undefined): DirectoryEntry {
+  if (!parent || parent.type !== 'directory' || (parent.mode & 0o2000) === 0) return IMPLICIT_DIRECTORY;
+  let entry = setgidImplied.get(parent.gid);
+  if (!entry) {
+    entry = directoryEntry({ mode: 0o2755, gid: parent.gid });
+    implied.add(entry);
+    setgidImplied.set(parent.gid, entry);
+  }
+  return entry;
+}
+
+/** True for a directory entry that applying a layer created because the layer implied it. */
+export function isImpliedDirectory(entry: Entry): boolean {
+  return implied.has(entry);
+}
 
 /**
  * Resolve `unsafe` (a directory path from a layer) inside the tree the way securejoin does: each
@@ -101,6 +127,10 @@ class Applier {
   }
 
   private set(path: string, node: FsNode): void {
+    // Every parent created here sits below the nearest existing ancestor, so all inherit from it.
+    let ancestor = parentPath(path);
+    while (ancestor !== '' && !getNode(this.root, ancestor)) ancestor = parentPath(ancestor);
+    const impliedEntry = impliedDirectoryUnder(getNode(this.root, ancestor)?.entry);
     this.root = updateNode(
       this.root,
       path,
@@ -109,7 +139,7 @@ class Applier {
         if (existing && existing.entry?.type !== 'directory') {
           throw new LayerConflictError(`cannot create ${path}: ${p} exists and is not a directory`, p);
         }
-        return { entry: IMPLICIT_DIRECTORY, children: EMPTY_CHILDREN };
+        return { entry: impliedEntry, children: EMPTY_CHILDREN };
       },
     );
   }

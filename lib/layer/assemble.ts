@@ -3,9 +3,9 @@
  * names are interpreted when reading. Used by the tar reader and by tests that write layers as
  * lists of names.
  */
-import { Entry } from '../entry';
+import { Entry, HardlinkEntry, markLinked } from '../entry';
 import { CorruptArchiveError, InvalidPathError, InvalidWhiteoutError } from '../errors';
-import { CleanPathOptions, cleanPath, parseWhiteout } from '../path';
+import { CleanPathOptions, cleanPath, isWithin, parseWhiteout } from '../path';
 import { Layer } from './layer';
 
 export interface AssembleOptions {
@@ -14,9 +14,21 @@ export interface AssembleOptions {
   source?: string;
 }
 
+/**
+ * A hardlink record whose target this archive wrote before it: it denotes that entry's inode (or,
+ * for a link to a link to a lower file, that link).
+ */
+interface EarlierLink {
+  path: string;
+  link: HardlinkEntry;
+  inode: Entry;
+}
+
 export class LayerAssembler {
   private layer = Layer.empty();
   private count = 0;
+  private readonly earlierLinks: EarlierLink[] = [];
+  private readonly inodeOf = new Map<HardlinkEntry, Entry>();
 
   constructor(private readonly options: AssembleOptions = {}) {}
 
@@ -53,7 +65,18 @@ export class LayerAssembler {
     }
     if (entry.type === 'hardlink') {
       const target = cleanPath(entry.target, { what: 'hardlink target', maxPathBytes: this.options.maxPathBytes });
-      entry = { ...entry, target };
+      const link: HardlinkEntry = { ...entry, target };
+      entry = link;
+      // Extractors link in archive order: a link to a path this archive already wrote is that
+      // entry's inode, whatever comes later (see finish). A target at or below the link's own
+      // path is cleared before linking, so it is no such entry.
+      // (A link to a link to a lower file denotes that link: the same lower file.)
+      const earlier = isWithin(target, path) ? undefined : this.entryAt(target);
+      const inode = earlier?.type === 'hardlink' ? (this.inodeOf.get(earlier) ?? earlier) : earlier?.type === 'directory' ? undefined : earlier;
+      if (inode) {
+        this.inodeOf.set(link, inode);
+        this.earlierLinks.push({ path, link, inode });
+      }
     }
     this.layer = this.layer.with(path, entry);
   }
@@ -62,8 +85,33 @@ export class LayerAssembler {
     return this.count;
   }
 
+  /**
+   * The layer. A link to an entry this archive wrote earlier stays a path-based HardlinkEntry
+   * when applying in canonical order finds that same entry (the common case, and what re-encodes
+   * byte for byte); otherwise — the target sorts after the link, or a later record replaced the
+   * target path — the link becomes the entry object itself, which is how a layer says "same
+   * inode" independently of order.
+   */
   finish(): Layer {
-    return this.layer;
+    if (this.earlierLinks.length === 0) return this.layer;
+    const position = new Map<string, number>();
+    let i = 0;
+    for (const step of this.layer.steps()) if (step.kind === 'entry') position.set(step.path, i++);
+    let layer = this.layer;
+    for (const { path, link, inode } of this.earlierLinks) {
+      if (layer.get(path) !== link) continue; // a later record replaced the link itself
+      const byPath = this.entryAt(link.target) === inode && (position.get(link.target) ?? Infinity) < (position.get(path) ?? -1);
+      if (!byPath) layer = layer.with(path, inode.type === 'hardlink' ? inode : markLinked(inode));
+    }
+    return layer;
+  }
+
+  private entryAt(path: string): Entry | undefined {
+    try {
+      return this.layer.get(path);
+    } catch {
+      return undefined; // a name no entry can have (`.wh.` component): nothing was written there
+    }
   }
 
   private where(): string {

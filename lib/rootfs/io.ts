@@ -6,7 +6,7 @@
 import { posix } from 'node:path';
 import { fileContent } from '../content';
 import { DirectoryEntry, Entry, directoryEntry, fileEntry, markLinked, symlinkEntry } from '../entry';
-import { DestinationExistsError, NotFoundError, UnsupportedEntryError } from '../errors';
+import { DestinationExistsError, LimitExceededError, NotFoundError, UnsupportedEntryError } from '../errors';
 import { FileSystem, FsStats, errnoCode, lstatOrUndefined } from '../fs';
 import { compareBytes } from '../path';
 import { buildDirAtomic, isEmptyOrMissing } from '../util/atomic';
@@ -109,31 +109,35 @@ export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, 
   const dirs: [string, Entry][] = [];
   for (const { path, entry } of rootfs.walk()) {
     const abs = posix.join(root, path);
-    switch (entry.type) {
-      case 'directory':
-        await fs.promises.mkdir(abs, { mode: 0o700 });
-        dirs.push([abs, entry]);
-        continue;
-      case 'symlink':
-        await fs.promises.symlink(entry.target, abs);
-        break;
-      case 'file': {
-        const first = firstPath.get(entry);
-        if (first) {
-          await fs.promises.link(first, abs);
+    try {
+      switch (entry.type) {
+        case 'directory':
+          await fs.promises.mkdir(abs, { mode: 0o700 });
+          dirs.push([abs, entry]);
           continue;
+        case 'symlink':
+          await fs.promises.symlink(entry.target, abs);
+          break;
+        case 'file': {
+          const first = firstPath.get(entry);
+          if (first) {
+            await fs.promises.link(first, abs);
+            continue;
+          }
+          firstPath.set(entry, abs);
+          await writeContent(fs, abs, entry);
+          await fs.promises.chmod(abs, entry.mode);
+          break;
         }
-        firstPath.set(entry, abs);
-        await writeContent(fs, abs, entry);
-        await fs.promises.chmod(abs, entry.mode);
-        break;
+        default:
+          continue;
       }
-      default:
-        continue;
+      if (owners && fs.promises.lchown) await fs.promises.lchown(abs, entry.uid, entry.gid);
+      if (entry.type === 'file') await fs.promises.utimes(abs, entry.mtime, entry.mtime);
+      else if (fs.promises.lutimes) await fs.promises.lutimes(abs, entry.mtime, entry.mtime).catch(() => undefined);
+    } catch (err) {
+      throw typedWriteError(err, abs);
     }
-    if (owners && fs.promises.lchown) await fs.promises.lchown(abs, entry.uid, entry.gid);
-    if (entry.type === 'file') await fs.promises.utimes(abs, entry.mtime, entry.mtime);
-    else if (fs.promises.lutimes) await fs.promises.lutimes(abs, entry.mtime, entry.mtime).catch(() => undefined);
   }
   // Parents last, deepest first: writing children would otherwise bump their mtimes, and a
   // read-only mode would stop the writes.
@@ -143,6 +147,19 @@ export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, 
     await fs.promises.chmod(abs, entry.mode);
     await fs.promises.utimes(abs, entry.mtime, entry.mtime);
   }
+}
+
+/**
+ * What the image asked for that the disk cannot hold, as typed errors: a path longer than the
+ * system allows (a valid 4096-byte rootfs path under a deep destination), or a name that already
+ * exists (names that differ only where the filesystem does not: case, normalization).
+ */
+function typedWriteError(err: unknown, abs: string): unknown {
+  if (err instanceof DestinationExistsError || err instanceof LimitExceededError) return err;
+  const code = errnoCode(err);
+  if (code === 'ENAMETOOLONG') return new LimitExceededError('PATH_MAX', 4096, `the path ${abs.slice(0, 120)}… (${Buffer.byteLength(abs)} bytes)`);
+  if (code === 'EEXIST') return new DestinationExistsError(abs);
+  return err;
 }
 
 async function writeContent(fs: FileSystem, abs: string, entry: Extract<Entry, { type: 'file' }>): Promise<void> {

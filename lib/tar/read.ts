@@ -36,6 +36,13 @@ export interface ReadLayerOptions {
   maxUncompressedBytes?: number;
   /** Name for error messages. */
   source?: string;
+  /**
+   * Refuse a tar that ends without its end-of-archive marker (or without the padding of its last
+   * entry). Default: only when no digest is given. With a digest the bytes are exactly what the
+   * producer wrote, and Go's archive/tar (umoci, containerd, Docker) accepts such archives; umoci
+   * 0.4.7's `insert` writes them. Without one, a missing marker is how truncation shows.
+   */
+  requireEndMarker?: boolean;
 }
 
 export interface ReadLayer {
@@ -50,7 +57,11 @@ export interface ReadLayer {
 
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
 
-function tap(counter: DigestCounter, onFirst?: (chunk: Buffer) => void, tail?: { last: Buffer }): Transform {
+function tap(
+  counter: DigestCounter,
+  onFirst?: (chunk: Buffer) => void,
+  tail?: { last: Buffer; ended: boolean },
+): Transform {
   let first = true;
   return new Transform({
     highWaterMark: IO_CHUNK,
@@ -61,8 +72,17 @@ function tap(counter: DigestCounter, onFirst?: (chunk: Buffer) => void, tail?: {
       if (tail) tail.last = chunk.length >= 512 ? chunk.subarray(chunk.length - 512) : Buffer.concat([tail.last, chunk]).subarray(-512);
       cb(null, chunk);
     },
+    flush(cb) {
+      if (tail) tail.ended = true;
+      cb();
+    },
   });
 }
+
+const roundUpToBlock = (n: number) => Math.ceil(n / 512) * 512;
+
+/** Entry types whose header has no data after it in Go's archive/tar (tar-stream would read `size` bytes). */
+const HEADER_ONLY_TYPES = new Set(['link', 'symlink', 'character-device', 'block-device', 'fifo']);
 
 function modeOf(header: tarStream.Header): number {
   return (header.mode ?? 0) & 0o7777;
@@ -98,8 +118,9 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   const raw = new DigestCounter();
   const tar = new DigestCounter();
   let compression: CompressionAlgorithm = 'none';
-  const tail = { last: Buffer.alloc(0) };
+  const tail = { last: Buffer.alloc(0), ended: false };
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const requireEnd = options.requireEndMarker ?? !(options.expectedDigest || options.expectedDiffId);
   const assembler = new LayerAssembler({ maxPathBytes: options.maxPathBytes, source });
 
   let pool: RangeReaderPool | undefined;
@@ -128,19 +149,27 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   counted.pipe(extract as unknown as NodeJS.WritableStream);
 
   let entries = 0;
+  /** Where the data of the last entry ends in the tar. */
+  let dataEnd = 0;
   try {
     for await (const stream of extract) {
       const header = stream.header as tarStream.Header & { byteOffset?: number };
       if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
+      dataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size);
       const entry = toEntry(header, contentAt, source);
       stream.resume();
       if (entry) assembler.add(header.name, entry);
     }
   } catch (err) {
-    rawStream.destroy();
-    throw wrapTarError(err, source);
+    // The input ended cleanly right after the last entry's data, only its padding missing: the
+    // parser's complaint is the missing end marker, which Go's reader (and so umoci) accepts.
+    const paddingOnly = tail.ended && tar.size >= dataEnd && tar.size < roundUpToBlock(dataEnd) && entries > 0;
+    if (requireEnd || !paddingOnly || err instanceof CloudRootfsError) {
+      rawStream.destroy();
+      throw wrapTarError(err, source);
+    }
   }
-  if (tar.size > 0 && !tail.last.every((b) => b === 0)) {
+  if (requireEnd && tar.size > 0 && !tail.last.every((b) => b === 0)) {
     throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source });
   }
   const result: ReadLayer = {
@@ -170,6 +199,14 @@ function toEntry(
   source: string,
 ): Entry | undefined {
   const attrs = attrsOf(header);
+  if (HEADER_ONLY_TYPES.has(header.type as string) && header.size > 0) {
+    // Go's reader (umoci, containerd, Docker) reads no data after such a header while tar-stream
+    // would skip `size` bytes: the two would see different entries after it. Refuse the ambiguity.
+    throw new CorruptArchiveError(`${source}: ${header.name} is a ${header.type} that declares ${header.size} bytes of data`, {
+      source,
+      path: header.name,
+    });
+  }
   switch (header.type as string) {
     case 'file':
     case 'contiguous-file': {

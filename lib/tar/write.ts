@@ -14,6 +14,7 @@ import { Entry, FileEntry, IMPLICIT_DIRECTORY } from '../entry';
 import { IO_CHUNK } from '../fs';
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, baseName, joinPath, parentPath } from '../path';
 import { Layer } from '../layer/layer';
+import { SizeMismatchError } from '../errors';
 import { MEDIA_TYPES } from '../media-types';
 
 export interface LayerTarOptions {
@@ -89,13 +90,16 @@ interface PackedEntry {
 /** The tar entries of a layer, in canonical order (parents the layer only implies included). */
 export function* layerTarEntries(layer: Layer, options: LayerTarOptions = {}): Generator<PackedEntry> {
   const epoch = options.sourceDateEpoch ?? 0;
-  const emittedDirs = new Set<string>(['']);
+  // Every path already in the archive, whatever its type: a parent that the layer lists as a file
+  // or symlink was written as such (canonical order puts it before its children) and must not be
+  // repeated as a directory, which would change what the layer means.
+  const emitted = new Set<string>(['']);
   const firstPathOf = new Map<Entry, string>();
   function* parents(path: string): Generator<PackedEntry> {
     const missing: string[] = [];
-    for (let p = parentPath(path); !emittedDirs.has(p); p = parentPath(p)) missing.push(p);
+    for (let p = parentPath(path); !emitted.has(p); p = parentPath(p)) missing.push(p);
     for (const p of missing.reverse()) {
-      emittedDirs.add(p);
+      emitted.add(p);
       yield { header: headerFor(p, layer.get(p) ?? IMPLICIT_DIRECTORY, 'directory', epoch) };
     }
   }
@@ -119,9 +123,9 @@ export function* layerTarEntries(layer: Layer, options: LayerTarOptions = {}): G
       continue;
     }
     yield* parents(path);
+    emitted.add(path);
     switch (entry.type) {
       case 'directory':
-        emittedDirs.add(path);
         yield { header: headerFor(path, entry, 'directory', epoch) };
         break;
       case 'symlink':
@@ -144,18 +148,81 @@ export function* layerTarEntries(layer: Layer, options: LayerTarOptions = {}): G
   }
 }
 
+/** Files at most this big are read whole, ahead of the packer, several at a time. */
+const PREFETCH_MAX_FILE = 256 * 1024;
+const PREFETCH_WINDOW = 64;
+const PREFETCH_BYTES = 16 << 20;
+
+type Prefetched = PackedEntry & { data?: Promise<Buffer> };
+
+async function readSmall(content: FileEntry['content']): Promise<Buffer> {
+  const f = content.file!;
+  const buf =
+    f.offset === 0
+      ? await f.fs.promises.readFile(f.path)
+      : await (async () => {
+          const parts: Buffer[] = [];
+          for await (const c of content.open()) parts.push(c as Buffer);
+          return Buffer.concat(parts);
+        })();
+  if (buf.length !== content.size) throw new SizeMismatchError(content.size, buf.length, content.source ?? f.path);
+  return buf;
+}
+
+/**
+ * Entries in order, with the bytes of small on-disk files already being read: opening files one
+ * after another leaves the pool idle between round trips, which dominates for many small files.
+ * Only file-backed content is read ahead; blob windows are read in order (their cursors go forward).
+ */
+function* prefetching(entries: Iterable<PackedEntry>): Generator<Prefetched> {
+  const it = entries[Symbol.iterator]();
+  const window: Prefetched[] = [];
+  let bytes = 0;
+  let done = false;
+  const fill = () => {
+    while (!done && window.length < PREFETCH_WINDOW && bytes < PREFETCH_BYTES) {
+      const next = it.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const item: Prefetched = next.value;
+      const c = item.file?.content;
+      if (c && c.file && c.size > 0 && c.size <= PREFETCH_MAX_FILE) {
+        bytes += c.size;
+        item.data = readSmall(c);
+        item.data.catch(() => undefined); // surfaced when the packer awaits it
+      }
+      window.push(item);
+    }
+  };
+  fill();
+  while (window.length > 0) {
+    const item = window.shift()!;
+    if (item.data) bytes -= item.file!.content.size;
+    yield item;
+    fill();
+  }
+}
+
 /**
  * Feed a layer into a tar-stream pack. Content chunks of already-compressed files are recorded in
  * `stored`: tar-stream pushes the very Buffer objects it is given, so the consumer can tell them apart.
  */
 async function packLayer(layer: Layer, pack: tarStream.Pack, options: LayerTarOptions, stored?: WeakSet<Buffer>): Promise<void> {
-  for (const { header, file } of layerTarEntries(layer, options)) {
+  for (const { header, file, data } of prefetching(layerTarEntries(layer, options))) {
+    const whole = data ? await data : undefined;
     await new Promise<void>((resolve, reject) => {
       const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
       // Failures reach the caller through reject(); the sink's own error event is only an echo.
       sink.on('error', () => undefined);
       if (!file || file.content.size === 0) {
         sink.end(undefined);
+        return;
+      }
+      if (whole) {
+        if (stored && whole.length >= STORE_MIN_SIZE && detectCompression(whole) !== undefined) stored.add(whole);
+        sink.end(whole);
         return;
       }
       void pipeContent(file, sink, stored).then(
