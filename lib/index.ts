@@ -71,6 +71,21 @@ export {
   type LayerTarOptions,
 } from './tar/write';
 export { readLayerBlob, readLayerTar, type ReadLayerOptions, type ReadLayer } from './tar/read';
+export {
+  ParallelGzipEncoder,
+  GzipEncoder,
+  createEncoder,
+  detectCompression,
+  decompressStream,
+  DigestCounter,
+  digestOfBuffer,
+  digestOfStream,
+  zstdAvailable,
+  type Encoder,
+  type EncoderOptions,
+  type EncodeSummary,
+  type CompressionAlgorithm,
+} from './compress';
 export { MEDIA_TYPES, isLayerMediaType, isManifestMediaType, isIndexMediaType } from './media-types';
 export { Image, ImageIndex, selectImage, timestamp, type ImageInit, type IndexEntry } from './image/image';
 export { blobLayer, changesetLayer, type ImageLayer, type BlobLayer, type ChangesetLayer } from './image/layer';

@@ -148,8 +148,9 @@ export class GzipEncoder extends StreamEncoder {
   }
 
   protected override async feed(data: Buffer, stored: boolean): Promise<void> {
-    await this.switchLevel(stored ? 0 : this.level);
-    if (!stored) return this.push(data);
+    const storing = stored || this.level === 0;
+    await this.switchLevel(storing ? 0 : this.level);
+    if (!storing) return this.push(data);
     // zlib's stored mode cuts its blocks where its input calls end, so stored input is re-cut into
     // fixed pieces counted from the start of the range: the output then does not depend on how the
     // caller happened to chunk it.

@@ -45,6 +45,14 @@ describe('GzipEncoder (one zlib deflate stream)', () => {
     }
   });
 
+  it('gives chunking-independent bytes at level 0 too', async () => {
+    const input = concatPieces(mixedPieces());
+    const a = await encode((sink) => new GzipEncoder(sink, { level: 0 }), [{ data: input }]);
+    const b = await encode((sink) => new GzipEncoder(sink, { level: 0 }), rechunk([{ data: input }], 3_000, 7));
+    expect(b.out.equals(a.out)).toBe(true);
+    expect(zlib.gunzipSync(a.out).equals(input)).toBe(true);
+  });
+
   it('really stores a hinted range (text stays its own size)', async () => {
     const text = textBytes(400_000, 9);
     const stored = await encode((sink) => new GzipEncoder(sink), [

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { ParallelGzipEncoder, type ParallelGzipOptions, type Sink } from '../../lib/compress';
-import { CloudRootfsError, UsageError } from '../../lib/errors';
+import { CloudRootfsError, UnsupportedError, UsageError } from '../../lib/errors';
 import { requireTool } from '../support/tools';
 import { concatPieces, encode, gzippedBytes, mixedPieces, randomBytes, rechunk, textBytes, type Piece } from './fixtures';
 
@@ -253,6 +253,19 @@ describe('ParallelGzipEncoder flow control and errors', () => {
     encoder.abort(reason);
     await expect(encoder.write(textBytes(5000))).rejects.toBe(reason);
     await expect(encoder.end()).rejects.toBe(reason);
+  });
+
+  it('explains which Node is needed when zlib.crc32 is missing (Node < 20.15)', () => {
+    const zlibModule = require('node:zlib') as { crc32?: unknown };
+    const original = zlibModule.crc32;
+    zlibModule.crc32 = undefined;
+    try {
+      expect(() => new ParallelGzipEncoder(() => undefined)).toThrow(UnsupportedError);
+      expect(() => new ParallelGzipEncoder(() => undefined)).toThrow(/20\.15/);
+    } finally {
+      zlibModule.crc32 = original;
+    }
+    expect(() => new ParallelGzipEncoder(() => undefined)).not.toThrow();
   });
 
   it.each([
