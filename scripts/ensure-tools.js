@@ -17,6 +17,7 @@ const TOOLS = {
   openssl: 'openssl',
   pigz: 'pigz',
   hyperfine: 'hyperfine',
+  podman: 'podman',
 };
 
 function has(tool) {
