@@ -9,6 +9,7 @@
  * same `sourceDateEpoch`, and `result.target` can be written anywhere afterwards.
  */
 import { posix } from 'node:path';
+import { BuildCache, computeDiffId, exportBuildCache, importBuildCache, type BuildCacheStats, type CacheOutcome, type ExportBuildCacheResult } from '../cache';
 import { CloudRootfsError, NotFoundError, UsageError } from '../errors';
 import { FileSystem, diskFs, errnoCode } from '../fs';
 import { Image, ImageIndex } from '../image/image';
@@ -91,6 +92,19 @@ export interface BuildImageOptions {
   annotations?: Readonly<Record<string, string>>;
   /** Layer encoding (compression, level); defaults are the writer's (gzip 6). */
   encoding?: Pick<EncodeLayerOptions, 'compression' | 'level' | 'concurrency'>;
+  /**
+   * The build cache (docs/performance.md): default on when the build uses the store (a tag, or
+   * `store` given) and the store is an ImageStore; `false` (CLI `--no-cache`) builds everything
+   * again; a BuildCache chooses one.
+   */
+  cache?: boolean | BuildCache;
+  /**
+   * Build caches to import from registries first (`docker://HOST/REPO:TAG`, as exported with
+   * `cacheTo`). One that cannot be read is a warning (`CACHE_IMPORT_FAILED`), not a failure.
+   */
+  cacheFrom?: readonly string[];
+  /** Export the cache to this registry reference after the build (needs a cache). */
+  cacheTo?: string;
 }
 
 export interface BuiltLayer {
@@ -111,6 +125,11 @@ export interface BuiltImage {
   /** Config digest (the image ID). */
   configDigest: string;
   layers: BuiltLayer[];
+  /**
+   * With a build cache, one per layer: `hit` (the blob came from the cache, nothing was
+   * compressed), `miss` (encoded by this build), null (a base layer, copied as it was).
+   */
+  cache?: (CacheOutcome | null)[];
 }
 
 export interface BuildImageResult {
@@ -127,6 +146,10 @@ export interface BuildImageResult {
   /** The first image's layers (convenience for single-platform builds). */
   layers: BuiltLayer[];
   warnings: BuildWarning[];
+  /** What the build cache did (undefined without a cache). */
+  cacheStats?: BuildCacheStats;
+  /** The export to `cacheTo`, when asked for. */
+  cacheExport?: ExportBuildCacheResult;
   /**
    * Release temporary files RUN left for lazy reads (only needed when nothing was stored and the
    * result is no longer used; a stored result has already released them).
@@ -158,7 +181,7 @@ function platformsOf(options: BuildImageOptions): Platform[] {
 }
 
 /** The layers and digests of an image written somewhere, from its manifest and config. */
-function describeWritten(manifest: ImageManifest, config: ImageConfigDocument, descriptor: Descriptor, built: Image): BuiltImage {
+function describeWritten(manifest: ImageManifest, config: ImageConfigDocument, descriptor: Descriptor, built: Image, cache?: BuildCache): BuiltImage {
   const created = (config.history ?? []).filter((h) => !h.empty_layer).map((h) => h.created_by);
   const aligned = created.length === manifest.layers.length;
   return {
@@ -173,7 +196,19 @@ function describeWritten(manifest: ImageManifest, config: ImageConfigDocument, d
       ...(aligned && created[i] !== undefined ? { createdBy: created[i] } : {}),
       fromBase: built.layers[i]?.kind === 'blob',
     })),
+    ...(cache ? { cache: built.layers.map((l) => (l.kind === 'changeset' ? (cache.outcomeOf(l.layer) ?? null) : null)) } : {}),
   };
+}
+
+/** The cache a build uses: the given one, else the store's when the build uses an ImageStore. */
+async function chooseCache(options: BuildImageOptions, openStore: () => Promise<BuildStore>): Promise<BuildCache | undefined> {
+  if (options.cache instanceof BuildCache) return options.cache;
+  if (options.cache === false) return undefined;
+  if (options.tag === undefined && options.store === undefined) return undefined;
+  const store = await openStore();
+  if (store instanceof ImageStore) return BuildCache.open(store);
+  if (options.cache === true) throw new UsageError('cache: true needs an ImageStore (or pass a BuildCache)');
+  return undefined;
 }
 
 /** Build the image(s) a Kubefile describes. */
@@ -195,6 +230,19 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const context = await readBuildContext(options.context, { fs, sourceDateEpoch });
   const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
   const runExecutor = options.runExecutor ?? createdExecutor;
+  const cache = await chooseCache(options, openStore);
+  if ((options.cacheFrom?.length || options.cacheTo) && !cache) {
+    throw new UsageError('cacheFrom/cacheTo need the build cache (a store, and cache not turned off)');
+  }
+  const cacheWarnings: BuildWarning[] = [];
+  for (const ref of options.cacheFrom ?? []) {
+    try {
+      await importBuildCache(cache!, ref, { ...(options.registry ?? {}), authFs: fs });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      cacheWarnings.push({ code: 'CACHE_IMPORT_FAILED', message: `could not import the build cache ${ref}: ${why}` });
+    }
+  }
   const resolveBase: ResolveBase =
     options.resolveBase ??
     (async (ref, platform) =>
@@ -218,12 +266,14 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       imageType: options.imageType,
       buildArgs: options.buildArgs,
       onProgress: options.onProgress,
+      cache: cache ?? false,
     });
-    if (built.length === 0) warnings.push(...interpretation.warnings);
+    if (built.length === 0) warnings.push(...cacheWarnings, ...interpretation.warnings);
     let image = await interpretation.builder.build();
     if (options.labels && Object.keys(options.labels).length > 0) image = image.withLabels({ ...options.labels });
     for (const [k, v] of Object.entries(options.annotations ?? {})) image = image.withAnnotation(k, v);
     if ((options.buildMode ?? 'all') === 'all') image = await embedContainerImages(image, platform, options, fs, workDirs);
+    if (cache) bindUnboundLayers(image, cache, sourceDateEpoch);
     built.push(image);
   }
   const target: Image | ImageIndex = built.length === 1 && (options.platforms ?? []).length <= 1 ? built[0] : ImageIndex.of(built);
@@ -242,15 +292,53 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     const s = await openStore();
     const descriptor = await s.put(target, options.tag, writeOptions);
     const stored = await s.loadTarget(options.tag);
-    const images = describeStored(stored, built);
+    const images = describeStored(stored, built, cache);
     await dispose();
-    return { target: stored, digest: descriptor.digest, descriptor, tag: options.tag, stored: true, images, layers: images[0].layers, warnings, dispose: async () => undefined };
+    await cache?.flush();
+    const cacheExport = options.cacheTo ? await exportBuildCache(cache!, options.cacheTo, { ...(options.registry ?? {}), authFs: fs }) : undefined;
+    return {
+      target: stored,
+      digest: descriptor.digest,
+      descriptor,
+      tag: options.tag,
+      stored: true,
+      images,
+      layers: images[0].layers,
+      warnings,
+      ...(cache ? { cacheStats: cache.stats } : {}),
+      ...(cacheExport ? { cacheExport } : {}),
+      dispose: async () => undefined,
+    };
   }
 
   const sink = new DigestOnlyTarget();
   const descriptor = await writeTarget(target, sink, writeOptions);
-  const images = describeDigestOnly(sink, descriptor, built);
-  return { target, digest: descriptor.digest, descriptor, stored: false, images, layers: images[0].layers, warnings, dispose };
+  const images = describeDigestOnly(sink, descriptor, built, cache);
+  await cache?.flush();
+  const cacheExport = options.cacheTo ? await exportBuildCache(cache!, options.cacheTo, { ...(options.registry ?? {}), authFs: fs }) : undefined;
+  return {
+    target,
+    digest: descriptor.digest,
+    descriptor,
+    stored: false,
+    images,
+    layers: images[0].layers,
+    warnings,
+    ...(cache ? { cacheStats: cache.stats } : {}),
+    ...(cacheExport ? { cacheExport } : {}),
+    dispose,
+  };
+}
+
+/**
+ * Layers the builder did not make (the embedded registry/ layer) join the cache by diff_id, so a
+ * rebuild that fetches the same container images reuses their encoded blob.
+ */
+function bindUnboundLayers(image: Image, cache: BuildCache, sourceDateEpoch: number): void {
+  for (const l of image.layers) {
+    if (l.kind !== 'changeset' || cache.isBound(l.layer)) continue;
+    cache.bindLayer(l.layer, { diffId: computeDiffId(l.layer, sourceDateEpoch), sourceDateEpoch });
+  }
 }
 
 /**
@@ -278,21 +366,21 @@ async function embedContainerImages(image: Image, platform: Platform, options: B
   return withEmbeddedRegistry(image, registry);
 }
 
-function describeStored(stored: Image | ImageIndex, built: Image[]): BuiltImage[] {
+function describeStored(stored: Image | ImageIndex, built: Image[], cache?: BuildCache): BuiltImage[] {
   const images = stored instanceof ImageIndex ? stored.images().map((i) => i.image) : [stored];
   return images.map((image, i) => {
     if (!image.stored) throw new CloudRootfsError('INVALID_IMAGE', 'internal: the stored image has no stored documents');
     const manifest = JSON.parse(image.stored.manifest.toString('utf8')) as ImageManifest;
     const config = JSON.parse(image.stored.config.toString('utf8')) as ImageConfigDocument;
-    return describeWritten(manifest, config, image.stored.manifestDescriptor, built[i]);
+    return describeWritten(manifest, config, image.stored.manifestDescriptor, built[i], cache);
   });
 }
 
-function describeDigestOnly(sink: DigestOnlyTarget, top: Descriptor, built: Image[]): BuiltImage[] {
+function describeDigestOnly(sink: DigestOnlyTarget, top: Descriptor, built: Image[], cache?: BuildCache): BuiltImage[] {
   const manifests: Descriptor[] = top.mediaType.includes('index') ? sink.json<ImageIndexDocument>(top.digest).manifests : [top];
   return manifests.map((d, i) => {
     const manifest = sink.json<ImageManifest>(d.digest);
     const config = sink.json<ImageConfigDocument>(manifest.config.digest);
-    return describeWritten(manifest, config, d, built[i]);
+    return describeWritten(manifest, config, d, built[i], cache);
   });
 }

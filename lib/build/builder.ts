@@ -16,6 +16,7 @@
  * History `created` and the config's `created` are the source date epoch (default 0, or
  * `SOURCE_DATE_EPOCH`), mtimes are clamped to it, and copied files are owned by 0:0.
  */
+import { BuildCache, chainNext, chainStart, computeDiffId, copyStepKey, layerIdentity, setLayerIdentity, type StepKey } from '../cache';
 import { Content } from '../content';
 import { AttributeOptions, directoryEntry, fileEntry, symlinkEntry } from '../entry';
 import { BuildError, CloudRootfsError, ImageNotFoundError, KubefileSyntaxError, NotFoundError, UsageError } from '../errors';
@@ -27,6 +28,7 @@ import { diff } from '../layer/diff';
 import { Layer } from '../layer/layer';
 import { cleanPath } from '../path';
 import { Rootfs } from '../rootfs/rootfs';
+import { ImageStore } from '../store/store';
 import {
   APP_INSTALLER,
   DEFAULT_BUILD_CLIENT,
@@ -108,6 +110,12 @@ export interface BuilderOptions {
   /** Value of the `io.sealer.version` label (default: the build client's sealer version; false: no label). */
   sealerVersionLabel?: string | false;
   onProgress?: (event: StepProgress) => void;
+  /**
+   * The build cache (docs/performance.md): COPY/ADD/APP steps whose sources are unchanged reuse
+   * their layer's blob, and any layer whose diff_id is known reuses its blob. Default: on when
+   * `store` is an ImageStore (its `cache/`); `false` turns it off; a BuildCache chooses one.
+   */
+  cache?: boolean | BuildCache;
   /** Where the FROM of these steps sits in a Kubefile (for error messages). */
   fromOrigin?: StepOrigin;
 }
@@ -156,6 +164,7 @@ interface Session {
   readonly fs: FileSystem;
   readonly contexts: Map<string, Promise<BuildContext>>;
   executor?: RunExecutor;
+  cache?: BuildCache | null;
 }
 
 interface ExtensionState {
@@ -175,6 +184,12 @@ interface State {
   current: Rootfs;
   pending: string[];
   ext: ExtensionState;
+  /**
+   * With a cache: the build cache and the chain key of `committed` (lib/cache/keys.ts), computed
+   * in the background (see linkLayer).
+   */
+  cache?: BuildCache;
+  chain?: Promise<string>;
 }
 
 type StepFn = (state: State) => Promise<State>;
@@ -217,20 +232,67 @@ function metadataStep(state: State, createdBy: string, image: Image, ext: Extens
   return { ...state, image: image.withHistory(history(state, createdBy)), ext };
 }
 
+/**
+ * With a cache, hand a new layer to it and return the chain key after it. A keyed step (COPY,
+ * ADD, APP) enters the chain by its step key; any other layer (RUN output, batched edits) by its
+ * diff_id, computed from its tar, which also lets the writer find its blob by diff_id.
+ *
+ * Nothing is awaited here: keys need file digests (the memo answers for unchanged files, others
+ * are read and hashed), and that work runs in the background while the steps go on and the
+ * writer compresses earlier layers. A writer awaits a layer's key only when it asks the cache.
+ */
+function linkLayer(s: State, layer: Layer, instruction: string, stepKey?: (chain: Promise<string>) => Promise<StepKey>): Promise<string> | undefined {
+  if (!s.cache || s.chain === undefined) return undefined;
+  let identity: Promise<string>;
+  if (stepKey) {
+    const key = stepKey(s.chain);
+    s.cache.bindLayer(layer, { stepKey: key, sourceDateEpoch: s.epoch, instruction });
+    identity = key.then((k) => `step:${k.key}`);
+  } else {
+    const diffId = computeDiffId(layer, s.epoch);
+    s.cache.bindLayer(layer, { diffId, sourceDateEpoch: s.epoch, instruction });
+    identity = diffId.then((d) => `diff:${d}`);
+  }
+  setLayerIdentity(layer, identity);
+  const chain = Promise.all([s.chain, identity]).then(([c, id]) => chainNext(c, id));
+  chain.catch(() => undefined); // awaited (and reported as a miss) by whoever needs it
+  return chain;
+}
+
 /** Make the batched edits one layer (no-op when there are none). */
 async function commitPending(state: State): Promise<State> {
   if (state.pending.length === 0) return state;
   const layer = await diff(state.committed, state.current);
   const createdBy = `cloudrootfs: ${state.pending.join('; ')}`;
-  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [] };
+  const chain = linkLayer(state, layer, createdBy);
+  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [], chain };
 }
 
-/** A layer step: batched edits first, then `change`, as its own layer. */
-async function layerStep(state: State, createdBy: string, change: (rootfs: Rootfs) => Promise<Rootfs>): Promise<State> {
+/** A layer step: batched edits first, then `change`, as its own layer (keyed for the cache by `stepKey`). */
+async function layerStep(
+  state: State,
+  createdBy: string,
+  change: (rootfs: Rootfs) => Promise<Rootfs>,
+  stepKey?: (chain: Promise<string>) => Promise<StepKey>,
+): Promise<State> {
   const s = await commitPending(state);
   const next = await change(s.current);
   const layer: Layer = await diff(s.committed, next);
-  return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next };
+  const chain = linkLayer(s, layer, createdBy, stepKey);
+  return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next, chain };
+}
+
+/** The step key of a copy-like step (sources as resolved, before ADD unpacks archives). */
+function copyKey(
+  state: State,
+  instruction: string,
+  sources: readonly { path: string; node: unknown; isRoot: boolean }[],
+  settings: Record<string, unknown>,
+): ((chain: Promise<string>) => Promise<StepKey>) | undefined {
+  const cache = state.cache;
+  if (!cache) return undefined;
+  return (chain) =>
+    copyStepKey({ chain, instruction, settings: { ...settings, sourceDateEpoch: state.epoch }, sources: sources as Parameters<typeof copyStepKey>[0]['sources'] }, cache.files);
 }
 
 function editStep(state: State, note: string, rootfs: Rootfs): State {
@@ -331,10 +393,14 @@ export class ImageBuilder {
       if (remote) throw new UsageError(`${remote}: remote sources are not fetched by the builder; download the file into the context and copy it`);
       const context = await this.resolveContext(options.from, kind);
       const owner = chown === undefined ? undefined : await parseChown(chown, state.current);
-      let resolved = resolveSources(context, list, kind);
-      if (kind === 'ADD') resolved = await unpackArchives(resolved);
-      return layerStep(state, createdBy, async (rootfs) =>
-        copyResolved(rootfs, resolved, dest, { mode: options.mode ?? this.options.copyMode ?? 'docker', owner, chmod, sourceDateEpoch: state.epoch, what: kind }),
+      const sources = resolveSources(context, list, kind);
+      const resolved = kind === 'ADD' ? await unpackArchives(sources) : sources;
+      const mode = options.mode ?? this.options.copyMode ?? 'docker';
+      return layerStep(
+        state,
+        createdBy,
+        async (rootfs) => copyResolved(rootfs, resolved, dest, { mode, owner, chmod, sourceDateEpoch: state.epoch, what: kind }),
+        copyKey(state, createdBy, sources, { kind, mode, owner: owner ?? null, chmod: chmod ?? null, dest }),
       );
     });
   }
@@ -486,8 +552,11 @@ export class ImageBuilder {
       const resolved = resolveSources(context, list, `${kind} ${name}`);
       const detected = detectApp(name, resolved);
       const dir = appDirectory(name);
-      let s = await layerStep(state, createdBy, async (rootfs) =>
-        copyResolved(rootfs, resolved, dir, { mode: 'docker', sourceDateEpoch: state.epoch, what: `${kind} ${name}` }),
+      let s = await layerStep(
+        state,
+        createdBy,
+        async (rootfs) => copyResolved(rootfs, resolved, dir, { mode: 'docker', sourceDateEpoch: state.epoch, what: `${kind} ${name}` }),
+        copyKey(state, createdBy, resolved, { kind, mode: 'docker', dest: dir }),
       );
       const app: SealerApplication = { name, type: detected.type, files: detected.files, version: 'v1' };
       const i = s.ext.applications.findIndex((a) => a.name === name);
@@ -641,9 +710,11 @@ export class ImageBuilder {
     const epoch = epochFrom(this.options);
     const wanted = toPlatform(this.options.platform);
     const ext: ExtensionState = { type: this.options.imageType ?? KUBE_INSTALLER, applications: [], launchCmds: [], env: {}, usedCmd: false };
+    const cache = this.buildCache();
     if (this.base === 'scratch') {
       const platform = wanted ?? hostPlatform();
-      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext };
+      const chain = cache ? Promise.resolve(chainStart('scratch')) : undefined;
+      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext, cache, chain };
     }
     let image: Image;
     try {
@@ -668,7 +739,22 @@ export class ImageBuilder {
       current: rootfs,
       pending: [],
       ext: { ...ext, applications: baseExt ? baseExt.applications.map((a) => ({ ...a })) : [] },
+      cache,
+      chain: cache ? baseChain(image, epoch) : undefined,
     };
+  }
+
+  /** The build cache of this builder family (resolved once): see BuilderOptions.cache. */
+  private buildCache(): BuildCache | undefined {
+    if (this.session.cache === undefined) {
+      const option = this.options.cache;
+      if (option instanceof BuildCache) this.session.cache = option;
+      else if (option === false) this.session.cache = null;
+      else if (this.options.store instanceof ImageStore) this.session.cache = BuildCache.open(this.options.store);
+      else if (option === true) throw new UsageError('cache: true needs an ImageStore as `store` (or pass a BuildCache)');
+      else this.session.cache = null;
+    }
+    return this.session.cache ?? undefined;
   }
 
   private async resolveBase(base: Exclude<BaseSpec, 'scratch'>, wanted: Platform | undefined): Promise<Image> {
@@ -718,6 +804,23 @@ export class ImageBuilder {
     }
     return (await p).rootfs;
   }
+}
+
+/**
+ * The chain key of a base image: its layers from scratch, each by the identity it had when this
+ * process made it (a stage's steps) or else by its diff_id.
+ */
+function baseChain(image: Image, epoch: number): Promise<string> {
+  const chain = (async () => {
+    let key = chainStart('scratch');
+    for (const l of image.layers) {
+      const identity = l.kind === 'blob' ? `diff:${l.diffId}` : await (layerIdentity(l.layer) ?? computeDiffId(l.layer, epoch).then((d) => `diff:${d}`));
+      key = chainNext(key, identity);
+    }
+    return key;
+  })();
+  chain.catch(() => undefined);
+  return chain;
 }
 
 function parentAttrs(state: State): AttributeOptions {

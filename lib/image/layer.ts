@@ -93,6 +93,28 @@ export function knownEncoding(layer: Layer, key: string): KnownBlob | undefined 
   return encodings.get(layer)?.get(key);
 }
 
+/**
+ * A persistent memory of encodings (the build cache, lib/cache), attached to a changeset layer by
+ * whoever made it. Writers ask it before encoding and tell it what they encoded; it decides (and
+ * verifies) on its own, so a writer needs no cache option and any destination benefits.
+ */
+export interface LayerEncodingCache {
+  /** A checked blob holding this layer encoded with `options`, or undefined. */
+  lookup(options: EncodeLayerOptions): Promise<KnownBlob | undefined>;
+  /** The layer was encoded with `options` into a destination; `encoded` is what came out. */
+  record(options: EncodeLayerOptions, encoded: EncodedLayer): Promise<void>;
+}
+
+const encodingCaches = new WeakMap<Layer, LayerEncodingCache>();
+
+export function attachEncodingCache(layer: Layer, cache: LayerEncodingCache): void {
+  encodingCaches.set(layer, cache);
+}
+
+export function encodingCacheOf(layer: Layer): LayerEncodingCache | undefined {
+  return encodingCaches.get(layer);
+}
+
 /** Docker's layer media types mean the same as OCI's; we write OCI names when we re-serialize. */
 export function ociLayerMediaType(mediaType: string): string {
   switch (mediaType) {

@@ -7,7 +7,7 @@ import { Content } from '../content';
 import { Layer } from '../layer/layer';
 import { EncodedLayer, EncodeLayerOptions } from '../tar/write';
 import { Image, ImageIndex } from './image';
-import { encodingKey, forgetEncoding, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
+import { KnownBlob, encodingCacheOf, encodingKey, forgetEncoding, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
 import { CloudRootfsError, InvalidImageError } from '../errors';
 import { errnoCode } from '../fs';
 import { serializeImage, serializeIndex, WrittenLayer } from './serialize';
@@ -66,7 +66,9 @@ async function writeLayers(image: Image, target: BlobTarget, options: WriteImage
       options.onProgress?.({ phase: 'layer', digest: layer.descriptor.digest, skipped, done: layer.descriptor.size, total: layer.descriptor.size });
       return { descriptor, diffId: layer.diffId };
     }
-    const known = knownEncoding(layer.layer, key);
+    const cache = encodingCacheOf(layer.layer);
+    // A cache that fails to answer is a miss, never a failed write.
+    const known: KnownBlob | undefined = knownEncoding(layer.layer, key) ?? (await cache?.lookup(options).catch(() => undefined));
     if (known) {
       const descriptor: Descriptor = { mediaType: known.encoded.mediaType, digest: known.encoded.digest, size: known.encoded.size };
       try {
@@ -83,6 +85,7 @@ async function writeLayers(image: Image, target: BlobTarget, options: WriteImage
     }
     const { encoded, blob } = await target.putLayer(layer.layer, options);
     if (blob) rememberEncoding(layer.layer, key, { encoded, blob });
+    await cache?.record(options, encoded).catch(() => undefined);
     options.onProgress?.({ phase: 'layer', digest: encoded.digest, done: encoded.size, total: encoded.size });
     return { descriptor: { mediaType: encoded.mediaType, digest: encoded.digest, size: encoded.size }, diffId: encoded.diffId };
   });

@@ -13,9 +13,9 @@
  */
 import { contentEquals } from '../content';
 import { Entry, FileEntry, hardlinkEntry, isLinked, sameMetadata } from '../entry';
-import { joinPath, parentPath } from '../path';
-import { FsNode, canonicalWalk, getNode } from '../rootfs/node';
-import { diffMaps } from '../rootfs/pmap';
+import { compareBytes, joinPath, parentPath } from '../path';
+import { EMPTY_CHILDREN, FsNode, canonicalWalk, getNode } from '../rootfs/node';
+import { PMap, diffMaps } from '../rootfs/pmap';
 import { Rootfs } from '../rootfs/rootfs';
 import { Layer } from './layer';
 
@@ -24,15 +24,22 @@ interface Plan {
   whiteouts: string[];
   /** Files equal in metadata whose bytes must be compared before deciding. */
   candidates: { path: string; a: FileEntry; b: FileEntry }[];
+  /** Upper's entry of every directory the walk entered: the parents an emitted path may need. */
+  dirs: Map<string, Entry>;
 }
 
 function addSubtree(plan: Plan, path: string, node: FsNode): void {
+  if (!node.children || node.children.size === 0) {
+    plan.entries.set(path, node.entry!); // a leaf: no walk needed
+    return;
+  }
   for (const step of canonicalWalk(node, path)) {
     if (step.kind === 'entry') plan.entries.set(step.path, step.node.entry!);
   }
 }
 
 function compareDirs(plan: Plan, path: string, a: FsNode, b: FsNode): void {
+  plan.dirs.set(path, b.entry!);
   diffMaps(a.children!, b.children!, (name, ca, cb) => {
     const p = joinPath(path, name);
     if (!cb) {
@@ -71,7 +78,7 @@ export interface DiffOptions {
 }
 
 export async function diff(lower: Rootfs, upper: Rootfs, options: DiffOptions = {}): Promise<Layer> {
-  const plan: Plan = { entries: new Map(), whiteouts: [], candidates: [] };
+  const plan: Plan = { entries: new Map(), whiteouts: [], candidates: [], dirs: new Map() };
   if (lower.root !== upper.root) {
     if (!sameMetadata(lower.rootEntry, upper.rootEntry)) plan.entries.set('', upper.rootEntry);
     compareDirs(plan, '', lower.root, upper.root);
@@ -80,18 +87,66 @@ export async function diff(lower: Rootfs, upper: Rootfs, options: DiffOptions = 
     if (!(await contentEquals(a.content, b.content))) plan.entries.set(path, b);
   });
 
-  let layer = Layer.empty();
-  for (const w of plan.whiteouts) layer = layer.withWhiteout(w);
-  for (const [path, entry] of plan.entries) layer = layer.with(path, entry);
   // Parents of everything emitted, with upper's attributes, so the tar lists every parent.
   const parents = new Set<string>();
   for (const path of [...plan.entries.keys(), ...plan.whiteouts]) {
     for (let p = parentPath(path); p !== '' && !parents.has(p); p = parentPath(p)) parents.add(p);
   }
   for (const p of parents) {
-    if (!plan.entries.has(p)) layer = layer.with(p, upper.stat(p));
+    if (!plan.entries.has(p)) plan.entries.set(p, plan.dirs.get(p) ?? getNode(upper.root, p)!.entry!);
   }
-  return linkSharedInodes(layer, lower, upper);
+  const layer = layerOf(plan);
+  return mayLink(plan) ? linkSharedInodes(layer, lower, upper) : layer;
+}
+
+/** True when some file of the plan is a known hardlink or sits at two paths (else no link pass). */
+function mayLink(plan: Plan): boolean {
+  const seen = new Set<Entry>();
+  for (const e of plan.entries.values()) {
+    if (e.type !== 'file') continue;
+    if (isLinked(e) || seen.has(e)) return true;
+    seen.add(e);
+  }
+  return false;
+}
+
+interface Draft {
+  entry?: Entry;
+  whiteout?: boolean;
+  children?: Map<string, Draft>;
+}
+
+/**
+ * The layer holding the plan's entries and whiteouts, built in one pass: the same tree that
+ * `Layer.empty().withWhiteout(…).with(…)` for each path would give (paths in a diff are unique,
+ * valid and consistent with upper), without copying a root-to-leaf path per entry.
+ */
+function layerOf(plan: Plan): Layer {
+  const root: Draft = {};
+  const at = (path: string): Draft => {
+    let d = root;
+    if (path === '') return d;
+    for (const name of path.split('/')) {
+      d.children ??= new Map();
+      let next = d.children.get(name);
+      if (!next) d.children.set(name, (next = {}));
+      d = next;
+    }
+    return d;
+  };
+  for (const w of plan.whiteouts) at(w).whiteout = true;
+  for (const [path, entry] of plan.entries) at(path).entry = entry;
+  const toNode = (d: Draft): FsNode => {
+    let children: PMap<FsNode> | undefined;
+    if (d.children && d.children.size > 0) {
+      const names = [...d.children.keys()].sort(compareBytes);
+      children = PMap.fromSorted(names.map((n) => [n, toNode(d.children!.get(n)!)] as const));
+    } else if (d.entry ? d.entry.type === 'directory' : !d.whiteout) {
+      children = EMPTY_CHILDREN;
+    }
+    return { ...(d.entry ? { entry: d.entry } : {}), ...(children ? { children } : {}), ...(d.whiteout ? { whiteout: true } : {}) };
+  };
+  return Layer.fromNode(toNode(root));
 }
 
 /**

@@ -241,8 +241,6 @@ function diffNodes<V>(a: TreeNode<V> | undefined, b: TreeNode<V> | undefined, vi
   }
   // Children shared by identity cover the same keys in both trees; they anchor the walk, and the
   // unshared runs between two anchors cover the same key range on both sides.
-  const inB = new Map<TreeNode<V>, number>();
-  b.children.forEach((c, i) => inB.set(c, i));
   let ia = 0;
   let ib = 0;
   const flushRun = (endA: number, endB: number) => {
@@ -252,8 +250,11 @@ function diffNodes<V>(a: TreeNode<V> | undefined, b: TreeNode<V> | undefined, vi
     else if (runA.length + runB.length > 0) mergeRuns(runA, runB, visit);
   };
   for (let i = 0; i < a.children.length; i++) {
-    const j = inB.get(a.children[i]);
-    if (j === undefined || j < ib) continue;
+    // Shared children keep their order, so the next anchor is at or after ib (at most FANOUT).
+    const child = a.children[i];
+    let j = ib;
+    while (j < b.children.length && b.children[j] !== child) j++;
+    if (j === b.children.length) continue;
     flushRun(i, j);
     ia = i + 1;
     ib = j + 1;
@@ -261,26 +262,63 @@ function diffNodes<V>(a: TreeNode<V> | undefined, b: TreeNode<V> | undefined, vi
   flushRun(a.children.length, b.children.length);
 }
 
+/** The leaves under `nodes`, in key order. */
+function leavesOf<V>(nodes: readonly TreeNode<V>[], out: Leaf<V>[] = []): Leaf<V>[] {
+  for (const n of nodes) {
+    if (n.leaf) out.push(n);
+    else leavesOf(n.children, out);
+  }
+  return out;
+}
+
+/**
+ * Merge-walk two runs of nodes covering the same key range. Index-based over their leaves (no
+ * generators, no pairs allocated per key): this is the inner loop of every diff.
+ */
 function mergeRuns<V>(runA: TreeNode<V>[], runB: TreeNode<V>[], visit: DiffVisitor<V>): void {
-  const ita = (function* () {
-    for (const n of runA) yield* iterate(n);
-  })();
-  const itb = (function* () {
-    for (const n of runB) yield* iterate(n);
-  })();
-  let ea = ita.next();
-  let eb = itb.next();
-  while (!ea.done || !eb.done) {
-    if (eb.done || (!ea.done && compareBytes(ea.value[0], eb.value[0]) < 0)) {
-      visit(ea.value![0], ea.value![1], undefined);
-      ea = ita.next();
-    } else if (ea.done || compareBytes(ea.value[0], eb.value[0]) > 0) {
-      visit(eb.value[0], undefined, eb.value[1]);
-      eb = itb.next();
+  const la = leavesOf(runA);
+  const lb = leavesOf(runB);
+  let a = 0;
+  let i = 0;
+  let b = 0;
+  let j = 0;
+  for (;;) {
+    while (a < la.length && i >= la[a].keys.length) {
+      a++;
+      i = 0;
+    }
+    while (b < lb.length && j >= lb[b].keys.length) {
+      b++;
+      j = 0;
+    }
+    const hasA = a < la.length;
+    const hasB = b < lb.length;
+    if (!hasA && !hasB) return;
+    if (!hasB) {
+      visit(la[a].keys[i], la[a].values[i], undefined);
+      i++;
+      continue;
+    }
+    if (!hasA) {
+      visit(lb[b].keys[j], undefined, lb[b].values[j]);
+      j++;
+      continue;
+    }
+    const ka = la[a].keys[i];
+    const kb = lb[b].keys[j];
+    const c = ka === kb ? 0 : compareBytes(ka, kb);
+    if (c < 0) {
+      visit(ka, la[a].values[i], undefined);
+      i++;
+    } else if (c > 0) {
+      visit(kb, undefined, lb[b].values[j]);
+      j++;
     } else {
-      if (ea.value[1] !== eb.value[1]) visit(ea.value[0], ea.value[1], eb.value[1]);
-      ea = ita.next();
-      eb = itb.next();
+      const va = la[a].values[i];
+      const vb = lb[b].values[j];
+      if (va !== vb) visit(ka, va, vb);
+      i++;
+      j++;
     }
   }
 }

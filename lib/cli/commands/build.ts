@@ -32,8 +32,9 @@ export function formatSize(bytes: number): string {
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
-function layerLine(l: BuiltLayer, i: number): string {
-  const origin = l.fromBase ? 'base' : 'new ';
+function layerLine(l: BuiltLayer, i: number, cache?: 'hit' | 'miss' | null): string {
+  // `hit `: a new layer whose blob came from the build cache (nothing was compressed).
+  const origin = l.fromBase ? 'base' : cache === 'hit' ? 'hit ' : 'new ';
   return `  ${String(i + 1).padStart(2)}. ${origin} ${l.digest}  ${formatSize(l.size).padStart(10)}  ${l.createdBy ?? ''}`;
 }
 
@@ -42,7 +43,7 @@ export function describeBuild(result: BuildImageResult): string[] {
   const lines = [`${result.stored ? `built ${result.tag}` : 'built (not stored: no tag)'} ${result.digest}`];
   for (const image of result.images) {
     lines.push(`${formatPlatform(image.platform)}: manifest ${image.digest}, config ${image.configDigest}`);
-    image.layers.forEach((l, i) => lines.push(layerLine(l, i)));
+    image.layers.forEach((l, i) => lines.push(layerLine(l, i, image.cache?.[i])));
   }
   return lines;
 }
@@ -50,7 +51,7 @@ export function describeBuild(result: BuildImageResult): string[] {
 export const buildCommand: Command = {
   name: 'build',
   summary: 'build a CloudImage from a Kubefile and a context directory',
-  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [CONTEXT]',
+  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
   options: [
     { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME:TAG', description: 'store the image under this name (without it, only digests are computed)' },
@@ -67,6 +68,11 @@ export const buildCommand: Command = {
     { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
     { name: 'insecure', type: 'boolean', description: 'talk plain http to every registry (loopback hosts already do)' },
     { name: 'offline', type: 'boolean', description: 'never contact a registry for container images' },
+    { name: 'no-cache', type: 'boolean', description: 'do not use the build cache (every layer is made and compressed again)' },
+    { name: 'cache-from', type: 'list', placeholder: 'docker://HOST/REPO:TAG', description: 'import a build cache exported to a registry (repeatable)' },
+    { name: 'cache-to', type: 'string', placeholder: 'docker://HOST/REPO:TAG', description: 'export the build cache to a registry after the build' },
+    { name: 'compression', type: 'string', placeholder: 'gzip|zstd|none', description: 'layer compression (default gzip)' },
+    { name: 'level', type: 'string', placeholder: 'N', description: 'compression level (gzip 1-9, default 6; 1 is the fastest)' },
     STORE_OPTION,
     { name: 'quiet', alias: 'q', type: 'boolean', description: 'print only the digest' },
     JSON_OPTION,
@@ -87,6 +93,12 @@ export const buildCommand: Command = {
     if (buildMode !== undefined && buildMode !== 'all' && buildMode !== 'lite') throw new UsageError(`--build-mode must be all or lite (got ${JSON.stringify(buildMode)})`);
     const pull = o.pull as string | undefined;
     if (pull !== undefined && pull !== 'missing' && pull !== 'always' && pull !== 'never') throw new UsageError(`--pull must be missing, always or never (got ${JSON.stringify(pull)})`);
+    const compression = o.compression as string | undefined;
+    if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') {
+      throw new UsageError(`--compression must be gzip, zstd or none (got ${JSON.stringify(compression)})`);
+    }
+    const levelText = o.level as string | undefined;
+    if (levelText !== undefined && !/^\d+$/.test(levelText)) throw new UsageError(`--level must be a number (got ${JSON.stringify(levelText)})`);
     const listFile = async (name: string) => {
       const file = o[name];
       return typeof file === 'string' ? parseImageList(await ctx.fs.promises.readFile(resolve(file), 'utf8')) : undefined;
@@ -99,6 +111,13 @@ export const buildCommand: Command = {
       pull: pull as 'missing' | 'always' | 'never' | undefined,
       offline: !!o.offline,
       ...(o.insecure ? { registry: { insecure: true } } : {}),
+      ...(o['no-cache'] ? { cache: false } : {}),
+      cacheFrom: (o['cache-from'] as string[] | undefined) ?? [],
+      cacheTo: o['cache-to'] as string | undefined,
+      encoding: {
+        ...(compression ? { compression: compression as 'gzip' | 'zstd' | 'none' } : {}),
+        ...(levelText !== undefined ? { level: Number(levelText) } : {}),
+      },
       context,
       kubefile: typeof o.file === 'string' ? resolve(o.file) : undefined,
       tag: o.tag as string | undefined,
@@ -120,7 +139,15 @@ export const buildCommand: Command = {
     try {
       for (const w of result.warnings) ctx.stderr.write(`warning: ${w.file ? `${w.file}${w.line ? `:${w.line}` : ''}: ` : ''}${w.message}\n`);
       if (o.json) {
-        printJson(ctx, { digest: result.digest, tag: result.tag, stored: result.stored, images: result.images, warnings: result.warnings });
+        printJson(ctx, {
+          digest: result.digest,
+          tag: result.tag,
+          stored: result.stored,
+          images: result.images,
+          warnings: result.warnings,
+          ...(result.cacheStats ? { cache: result.cacheStats } : {}),
+          ...(result.cacheExport ? { cacheExport: result.cacheExport } : {}),
+        });
       } else if (o.quiet) print(ctx, result.digest);
       else for (const line of describeBuild(result)) print(ctx, line);
     } finally {
