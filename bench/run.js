@@ -383,13 +383,14 @@ async function runPush(runs, results) {
 // --------------------------------------------------------------------------------------- report
 
 const LABELS = {
-  'ours-cold': 'cloudrootfs build+save, cold, default (gzip 6)',
+  'ours-cold': 'cloudrootfs build+save, cold, default (gzip level 4)',
   'ours-cold-nocache': 'the same with `--no-cache` (what the cache costs a cold build)',
   'ours-cold-fast': 'cloudrootfs build+save, cold, fastest (`--level 1`)',
   'ours-cold-l2': 'cloudrootfs build+save, cold, `--level 2`',
   'ours-cold-l3': 'cloudrootfs build+save, cold, `--level 3`',
   'ours-cold-l4': 'cloudrootfs build+save, cold, `--level 4`',
   'ours-cold-l5': 'cloudrootfs build+save, cold, `--level 5`',
+  'ours-cold-l6': 'cloudrootfs build+save, cold, `--level 6` (zlib\'s customary level)',
   gzip6: '`tar | gzip -6 | sha256sum`',
   pigz: '`tar | pigz -p2 -6`',
   umoci: '`umoci insert` (peer)',

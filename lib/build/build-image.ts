@@ -90,7 +90,7 @@ export interface BuildImageOptions {
   labels?: Readonly<Record<string, string>>;
   /** Extra manifest annotations (`--annotation`). */
   annotations?: Readonly<Record<string, string>>;
-  /** Layer encoding (compression, level); defaults are the writer's (gzip 6). */
+  /** Layer encoding (compression, level); defaults are the writer's (gzip level 4). */
   encoding?: Pick<EncodeLayerOptions, 'compression' | 'level' | 'concurrency'>;
   /**
    * The build cache (docs/performance.md): default on when the build uses the store (a tag, or

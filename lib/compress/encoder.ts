@@ -15,7 +15,7 @@ export interface EncoderOptions extends ParallelGzipOptions {
 
 /**
  * The encoder for `options.algorithm`, writing to `sink`. `level` means the zlib level for gzip
- * (default 6) and the zstd level for zstd (default 3). zstd throws UnsupportedError on Node < 22.15.
+ * (default 4) and the zstd level for zstd (default 3). zstd throws UnsupportedError on Node < 22.15.
  */
 export function createEncoder(sink: Sink, options: EncoderOptions): Encoder {
   switch (options.algorithm) {

@@ -120,7 +120,7 @@ abstract class StreamEncoder implements Encoder {
 }
 
 export interface GzipEncoderOptions {
-  /** zlib level 0..9 (default 6). */
+  /** zlib level 0..9 (default 4). */
   level?: number;
 }
 

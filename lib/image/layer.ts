@@ -7,6 +7,7 @@
  *   destination copies the blob instead of compressing again.
  */
 import { Content } from '../content';
+import { DEFAULT_GZIP_LEVEL } from '../compress';
 import { Layer } from '../layer/layer';
 import { MEDIA_TYPES } from '../media-types';
 import { EncodedLayer, EncodeLayerOptions } from '../tar/write';
@@ -76,7 +77,7 @@ const encodings = new WeakMap<Layer, Map<string, KnownBlob>>();
 
 /** The options that change a layer's bytes; equal keys mean equal blobs. */
 export function encodingKey(options: EncodeLayerOptions): string {
-  return JSON.stringify([options.compression ?? 'gzip', options.level ?? 6, options.sourceDateEpoch ?? 0, options.storeCompressed !== false]);
+  return JSON.stringify([options.compression ?? 'gzip', options.level ?? DEFAULT_GZIP_LEVEL, options.sourceDateEpoch ?? 0, options.storeCompressed !== false]);
 }
 
 export function rememberEncoding(layer: Layer, key: string, known: KnownBlob): void {

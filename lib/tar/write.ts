@@ -24,7 +24,7 @@ export interface LayerTarOptions {
 
 export interface EncodeLayerOptions extends LayerTarOptions {
   compression?: CompressionAlgorithm;
-  /** gzip level 1-9 (default 6) or zstd level. */
+  /** gzip level 1-9 (default 4) or zstd level (default 3). */
   level?: number;
   /** Parallel gzip blocks in flight (default: available cores). Never changes the output bytes. */
   concurrency?: number;
