@@ -15,7 +15,6 @@ export interface CommandContext {
 
 export interface Command {
   name: string;
-  summary: string;
   usage: string;
   options: OptionSpec[];
   /** Inclusive bounds on positional arguments. */

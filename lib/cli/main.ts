@@ -8,6 +8,7 @@ import { CloudRootfsError, UsageError } from '../errors';
 import type { FileSystem } from '../fs';
 import { parseArgs } from './args';
 import type { Command, CommandContext } from './command';
+import type { CommandEntry } from './registry';
 import { COMMANDS } from './registry';
 
 const VERSION: string = (() => {
@@ -40,8 +41,8 @@ function help(): string {
   ].join('\n');
 }
 
-function commandHelp(c: Command): string {
-  const lines = [`Usage: cloudrootfs ${c.usage}`, '', c.summary];
+function commandHelp(entry: CommandEntry, c: Command): string {
+  const lines = [`Usage: cloudrootfs ${c.usage}`, '', entry.summary];
   if (c.options.length > 0) {
     lines.push('', 'Options:');
     for (const o of c.options) {
@@ -74,11 +75,12 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     stdout.write(`cloudrootfs ${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const entry = COMMANDS.find((c) => c.name === name);
   try {
-    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)} (see cloudrootfs --help)`);
+    if (!entry) throw new UsageError(`unknown command ${JSON.stringify(name)} (see cloudrootfs --help)`);
+    const command = entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
-      stdout.write(commandHelp(command) + '\n');
+      stdout.write(commandHelp(entry, command) + '\n');
       return 0;
     }
     const parsed = parseArgs(rest, command.options);

@@ -50,7 +50,6 @@ export function describeBuild(result: BuildImageResult): string[] {
 
 export const buildCommand: Command = {
   name: 'build',
-  summary: 'build a CloudImage from a Kubefile and a context directory',
   usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
   options: [
     { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },

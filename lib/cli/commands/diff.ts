@@ -11,7 +11,6 @@ function name(s: PathSummary): string {
 
 export const diffCommand: Command = {
   name: 'diff',
-  summary: 'compare two images\' merged root filesystems: A(dded), D(eleted), C(hanged) paths with sizes',
   usage: 'diff REF1 REF2 [--json] [--platform OS/ARCH] [--store DIR]',
   options: [JSON_OPTION, PLATFORM_OPTION, STORE_OPTION],
   positionals: [2, 2],

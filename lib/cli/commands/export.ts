@@ -7,7 +7,6 @@ import { PLATFORM_OPTION, STORE_OPTION, loadOptions } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'write the merged rootfs of an image to a new directory',
   usage: 'export REF OUTDIR [--platform OS/ARCH] [--force] [--store DIR]',
   options: [PLATFORM_OPTION, { name: 'force', type: 'boolean', description: 'replace OUTDIR if it exists and is not empty' }, STORE_OPTION],
   positionals: [2, 2],

@@ -12,7 +12,6 @@ function when(created: string | undefined): string {
 
 export const imagesCommand: Command = {
   name: 'images',
-  summary: 'list the images in the local store',
   usage: 'images [--json] [-q] [--store DIR]',
   options: [JSON_OPTION, { name: 'quiet', alias: 'q', type: 'boolean', description: 'print image IDs only' }, STORE_OPTION],
   positionals: [0, 0],

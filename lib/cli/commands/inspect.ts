@@ -6,7 +6,6 @@ import { PLATFORM_OPTION, STORE_OPTION, loadOptions, platformOption } from '../c
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'print an image as JSON in the shape sealer inspect prints (works without sealer metadata too)',
   usage: 'inspect REF [--platform OS/ARCH] [--store DIR]',
   options: [PLATFORM_OPTION, STORE_OPTION],
   positionals: [1, 1],

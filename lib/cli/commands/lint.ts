@@ -20,7 +20,6 @@ function printReport(ctx: CommandContext, report: LintReport, what: string): voi
 
 export const lintCommand: Command = {
   name: 'lint',
-  summary: 'check a CloudRootfs directory or image: sealer scripts, Kubernetes version, Metadata, Clusterfile, templates',
   usage: 'lint DIR|REF [--platform OS/ARCH] [--json]',
   options: [PLATFORM_OPTION, JSON_OPTION],
   positionals: [1, 1],

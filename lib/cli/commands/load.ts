@@ -8,7 +8,6 @@ import { progressFor } from '../progress';
 
 export const loadCommand: Command = {
   name: 'load',
-  summary: 'load the images of an archive (oci-archive, docker-archive, plain or compressed) into the store',
   usage: 'load FILE [-t NAME]... [-q] [--store DIR]',
   options: [
     { name: 'tag', alias: 't', type: 'list', placeholder: 'NAME', description: 'name the (single) image this instead of what the archive says' },

@@ -12,7 +12,6 @@ async function readStdin(): Promise<string> {
 
 export const loginCommand: Command = {
   name: 'login',
-  summary: 'log in to a registry: check the credentials, then save them in the auth file',
   usage: 'login HOST[:PORT] -u USER (-p PASSWORD | --password-stdin) [--authfile FILE] [--insecure]',
   options: [
     { name: 'username', alias: 'u', type: 'string', placeholder: 'USER', description: 'user name' },

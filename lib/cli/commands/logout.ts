@@ -5,7 +5,6 @@ import { print } from '../command';
 
 export const logoutCommand: Command = {
   name: 'logout',
-  summary: 'log out of a registry: remove its credentials from the auth file',
   usage: 'logout HOST[:PORT] [--authfile FILE]',
   options: [{ name: 'authfile', type: 'string', placeholder: 'FILE', description: 'auth file to edit (default: $REGISTRY_AUTH_FILE, else ~/.docker/config.json)' }],
   positionals: [1, 1],

@@ -23,7 +23,6 @@ export function modeString(entry: Entry): string {
 
 export const lsCommand: Command = {
   name: 'ls',
-  summary: 'list the merged rootfs of an image: type+mode, uid:gid, size, path, link target',
   usage: 'ls REF [PATH] [--platform OS/ARCH] [--json] [--store DIR]',
   options: [PLATFORM_OPTION, JSON_OPTION, STORE_OPTION],
   positionals: [1, 2],

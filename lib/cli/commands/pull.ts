@@ -10,7 +10,6 @@ import { REGISTRY_OPTIONS, progressEvents, registryAccess } from './push';
 
 export const pullCommand: Command = {
   name: 'pull',
-  summary: 'pull an image from a registry into the store (this machine\'s platform, or --platform, or --all-platforms)',
   usage: 'pull docker://HOST/REPO[:TAG|@DIGEST] [-t NAME[:TAG]] [--platform OS/ARCH | --all-platforms] [--creds USER:PASS] [--authfile FILE] [--insecure] [-q] [--store DIR]',
   options: [
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME[:TAG]', description: 'name in the store (default: HOST/REPO:TAG as pulled)' },

@@ -41,7 +41,6 @@ export function progressEvents(progress: ProgressLine): (event: RegistryProgress
 
 export const pushCommand: Command = {
   name: 'push',
-  summary: 'push an image (or index) to a registry: docker://HOST/REPO[:TAG]',
   usage: 'push SOURCE docker://HOST/REPO[:TAG] [--platform OS/ARCH] [--creds USER:PASS] [--authfile FILE] [--insecure] [-q] [--store DIR]',
   options: [
     { ...PLATFORM_OPTION, description: 'push only this platform of an index (default: all of them)' },

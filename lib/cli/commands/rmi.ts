@@ -5,7 +5,6 @@ import { STORE_OPTION, openStore } from '../common';
 
 export const rmiCommand: Command = {
   name: 'rmi',
-  summary: 'remove images from the store by name, digest or ID (blobs nothing else uses are deleted)',
   usage: 'rmi REF [REF...] [--store DIR]',
   options: [STORE_OPTION],
   positionals: [1, 256],

@@ -14,7 +14,6 @@ const FORMATS = ['oci-archive', 'docker-archive'] as const;
 
 export const saveCommand: Command = {
   name: 'save',
-  summary: 'write images to an archive file (oci-archive by default, or docker-archive)',
   usage: 'save REF [REF...] -o FILE [--format oci-archive|docker-archive] [--platform OS/ARCH] [-q] [--store DIR]',
   options: [
     { name: 'output', alias: 'o', type: 'string', placeholder: 'FILE', description: 'the archive to write (replaced atomically)' },

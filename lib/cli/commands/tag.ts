@@ -8,7 +8,6 @@ import { progressFor } from '../progress';
 
 export const tagCommand: Command = {
   name: 'tag',
-  summary: 'name a stored image (SOURCE may also be oci:, oci-archive: or docker-archive:, which imports it)',
   usage: 'tag SOURCE TARGET [--store DIR]',
   options: [QUIET_OPTION, STORE_OPTION],
   positionals: [2, 2],
