@@ -182,6 +182,24 @@ export {
 } from './compare';
 export * from './kubefile';
 export * from './build';
+export {
+  BuildCache,
+  CACHE_DIR,
+  computeDiffId,
+  FileDigestMemo,
+  exportBuildCache,
+  importBuildCache,
+  BUILD_CACHE_ARTIFACT_TYPE,
+  BUILD_CACHE_CONFIG_MEDIA_TYPE,
+  type BuildCacheOptions,
+  type BuildCacheStats,
+  type CacheOutcome,
+  type StepRecord,
+  type BlobRecord,
+  type BuildCacheRegistryOptions,
+  type ExportBuildCacheResult,
+  type ImportBuildCacheResult,
+} from './cache';
 export * from './registry';
 export {
   DEFAULT_REGISTRY,
