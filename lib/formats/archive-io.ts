@@ -50,11 +50,14 @@ export interface ArchiveLimits {
   maxMembers?: number;
   /** Largest PAX / GNU long-name record accepted (default 1 MiB). */
   maxHeaderBytes?: number;
+  /** A compressed archive: refuse to decompress more than this many bytes (default 1 TiB). */
+  maxUncompressedBytes?: number;
 }
 
 const BLOCK = 512;
 const DEFAULT_MAX_MEMBERS = 100_000;
 const DEFAULT_MAX_HEADER = 1 << 20;
+const DEFAULT_MAX_UNCOMPRESSED = 2 ** 40;
 const MAX_LINK_HOPS = 40;
 const READ_AHEAD = 64 * 1024;
 
@@ -230,6 +233,7 @@ export class TarArchive {
     readonly path: string,
     readonly compression: ArchiveCompression,
     readonly members: readonly ArchiveMember[],
+    private readonly maxUncompressed: number,
   ) {
     // A later member with the same name replaces an earlier one, as extraction would.
     for (const m of members) this.byName.set(m.name, m);
@@ -259,7 +263,7 @@ export class TarArchive {
       if (err instanceof CloudRootfsError || errnoCode(err)) throw err;
       throw new CorruptArchiveError(`${path}: not a readable tar archive: ${err instanceof Error ? err.message : String(err)}`, { source: path }, { cause: err });
     }
-    return new TarArchive(fs, path, compression, members);
+    return new TarArchive(fs, path, compression, members, options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED);
   }
 
   /** Every member name (cleaned), in archive order. */
@@ -322,7 +326,8 @@ export class TarArchive {
     const m = this.file(name);
     const source = `${this.path}:${m.name}`;
     if (this.compression === 'none') return fileRangeContent(this.fs, this.path, m.offset, m.size, source);
-    this.pool ??= new RangeReaderPool(() => decompressStream(this.fs.createReadStream(this.path, { highWaterMark: IO_CHUNK })), this.path);
+    const maxOutputBytes = this.maxUncompressed;
+    this.pool ??= new RangeReaderPool(() => decompressStream(this.fs.createReadStream(this.path, { highWaterMark: IO_CHUNK }), { maxOutputBytes }), this.path);
     const pool = this.pool;
     return { size: m.size, source, open: () => pool.open(m.offset, m.size) };
   }
@@ -395,7 +400,7 @@ async function scanSeekable(fs: FileSystem, path: string, fileSize: number, limi
 
 /** Index a compressed archive in one forward pass over its decompressed bytes (data is skipped). */
 async function scanStream(fs: FileSystem, path: string, limits: ArchiveLimits): Promise<ArchiveMember[]> {
-  const stream = decompressStream(fs.createReadStream(path, { highWaterMark: IO_CHUNK }));
+  const stream = decompressStream(fs.createReadStream(path, { highWaterMark: IO_CHUNK }), { maxOutputBytes: limits.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED });
   const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let chunks: Buffer[] = [];
   let start = 0; // stream offset of chunks[0][0]

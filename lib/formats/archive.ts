@@ -12,7 +12,7 @@
 import { posix } from 'node:path';
 import { Content, readContentHead } from '../content';
 import { DigestCounter, detectCompression } from '../compress';
-import { BlobNotFoundError, CloudRootfsError, ImageNotFoundError, InvalidImageError, UnsupportedError } from '../errors';
+import { BlobNotFoundError, CloudRootfsError, ImageNotFoundError, InvalidImageError, LimitExceededError, UnsupportedError } from '../errors';
 import { Image, ImageIndex } from '../image/image';
 import { canonicalJsonBytes } from '../image/json';
 import { parseOciDocument } from '../image/schema';
@@ -20,8 +20,8 @@ import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest
 import { MEDIA_TYPES } from '../media-types';
 import { formatReference, parseDockerReference, withDefaultTag } from '../reference/docker';
 import { ArchiveLimits, TarArchive } from './archive-io';
-import { BlobSource, loadFromBlobSource } from './blob-source';
-import { CONTAINERD_NAME, REF_NAME, imageFromDocuments } from './layout';
+import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INDEX_ENTRIES, DocumentGraph, ImageReadLimits, checkLayerCount, imageFromDocuments } from './blob-source';
+import { CONTAINERD_NAME, REF_NAME } from './layout';
 import type { FileSystem } from '../fs';
 
 export type ArchiveFormat = 'oci' | 'docker-hybrid' | 'docker';
@@ -45,7 +45,13 @@ export interface ImageArchive {
   close(): void;
 }
 
-export interface OpenImageArchiveOptions extends ArchiveLimits {
+/**
+ * Bounds for reading an archive: its tar structure (ArchiveLimits), its documents and layers
+ * (ImageReadLimits; `maxIndexEntries` also bounds the images index.json or manifest.json list).
+ */
+export interface ArchiveReadLimits extends ArchiveLimits, ImageReadLimits {}
+
+export interface OpenImageArchiveOptions extends ArchiveReadLimits {
   fs: FileSystem;
 }
 
@@ -131,9 +137,9 @@ function normalizedTags(tags: readonly string[]): string[] {
 export async function openImageArchive(path: string, options: OpenImageArchiveOptions): Promise<ImageArchive> {
   const archive = await TarArchive.open(path, options);
   try {
-    let images = archive.has('oci-layout') ? await ociImages(archive) : archive.has('manifest.json') ? await dockerImages(archive) : undefined;
+    let images = archive.has('oci-layout') ? await ociImages(archive, options) : archive.has('manifest.json') ? await dockerImages(archive, options) : undefined;
     // A layout with an empty index.json but a manifest.json: what the manifest.json says counts.
-    if (images && images.length === 0 && archive.has('oci-layout') && archive.has('manifest.json')) images = await dockerImages(archive);
+    if (images && images.length === 0 && archive.has('oci-layout') && archive.has('manifest.json')) images = await dockerImages(archive, options);
     if (!images) {
       throw new InvalidImageError(`${path} is neither an OCI archive (no oci-layout) nor a docker archive (no manifest.json)`, { file: path });
     }
@@ -151,22 +157,33 @@ export async function openImageArchive(path: string, options: OpenImageArchiveOp
   }
 }
 
-async function ociImages(archive: TarArchive): Promise<ArchiveImage[]> {
+/** Refuse an archive listing more images than anything should walk (index.json or manifest.json). */
+function checkImageCount(count: number, limits: ImageReadLimits, what: string): void {
+  const max = limits.maxIndexEntries ?? DEFAULT_MAX_INDEX_ENTRIES;
+  if (count > max) throw new LimitExceededError('maxIndexEntries', max, `${what} (${count} entries)`);
+}
+
+async function ociImages(archive: TarArchive, limits: ImageReadLimits): Promise<ArchiveImage[]> {
   const where = archive.path;
+  const maxDoc = limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
   parseOciDocument('layout', await archive.read('oci-layout'), { file: `${where}:oci-layout` });
   if (!archive.has('index.json')) throw new InvalidImageError(`${where} is not an OCI archive: index.json is missing`, { file: where });
-  const index = parseOciDocument<ImageIndexDocument>('index', await archive.read('index.json'), { file: `${where}:index.json` });
+  const index = parseOciDocument<ImageIndexDocument>('index', await archive.read('index.json', maxDoc), { file: `${where}:index.json` });
+  checkImageCount(index.manifests.length, limits, `${where}:index.json`);
   // The hybrid's manifest.json names images by config file; map config digest → RepoTags.
   const tagsByConfig = new Map<string, string[]>();
   if (archive.has('manifest.json')) {
-    for (const e of parseDockerManifestJson(await archive.read('manifest.json'), where)) {
+    const entries = parseDockerManifestJson(await archive.read('manifest.json', maxDoc), where);
+    checkImageCount(entries.length, limits, `${where}:manifest.json`);
+    for (const e of entries) {
       const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(posix.normalize(e.Config));
       if (!archive.has(e.Config)) throw new BlobNotFoundError(e.Config, `${where} (manifest.json Config)`);
       for (const l of e.Layers) if (!archive.has(l)) throw new BlobNotFoundError(l, `${where} (manifest.json Layers)`);
       if (m) tagsByConfig.set(`sha256:${m[1]}`, [...(tagsByConfig.get(`sha256:${m[1]}`) ?? []), ...normalizedTags(e.RepoTags)]);
     }
   }
-  const source = new ArchiveBlobs(archive);
+  // One graph for the whole archive: entries that share documents read them once.
+  const graph = new DocumentGraph(new ArchiveBlobs(archive), limits);
   const out: ArchiveImage[] = [];
   for (const descriptor of index.manifests) {
     const refName = descriptor.annotations?.[REF_NAME];
@@ -178,7 +195,7 @@ async function ociImages(archive: TarArchive): Promise<ArchiveImage[]> {
       if (n) names.add(n);
     }
     let loaded: Promise<Image | ImageIndex> | undefined;
-    const load = () => (loaded ??= loadFromBlobSource(source, descriptor));
+    const load = () => (loaded ??= graph.load(descriptor));
     if (tagsByConfig.size > 0) {
       // Only manifests (and indexes) we can open contribute RepoTags; a broken one fails on load.
       try {
@@ -195,16 +212,21 @@ async function ociImages(archive: TarArchive): Promise<ArchiveImage[]> {
   return out;
 }
 
-async function dockerImages(archive: TarArchive): Promise<ArchiveImage[]> {
+async function dockerImages(archive: TarArchive, limits: ImageReadLimits): Promise<ArchiveImage[]> {
   const where = archive.path;
-  const entries = parseDockerManifestJson(await archive.read('manifest.json'), where);
+  const maxDoc = limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+  const entries = parseDockerManifestJson(await archive.read('manifest.json', maxDoc), where);
+  checkImageCount(entries.length, limits, `${where}:manifest.json`);
+  // A compressed layer file is hashed once, however many entries (or times) list it.
+  const hashed = new Map<string, Promise<string>>();
   const out: ArchiveImage[] = [];
   for (const [i, e] of entries.entries()) {
     if (!archive.has(e.Config)) throw new BlobNotFoundError(e.Config, `${where} (manifest.json entry ${i} Config)`);
-    const configBytes = await archive.read(e.Config);
+    const configBytes = await archive.read(e.Config, maxDoc);
     const configFile = `${where}:${e.Config}`;
     const config = parseOciDocument<ImageConfigDocument>('config', configBytes, { file: configFile, checkHistory: false });
     const diffIds = config.rootfs.diff_ids;
+    checkLayerCount(Math.max(diffIds.length, e.Layers.length), limits, `${where}: manifest.json entry ${i}`);
     if (diffIds.length !== e.Layers.length) {
       throw new InvalidImageError(`${where}: manifest.json entry ${i} lists ${e.Layers.length} layers but its config has ${diffIds.length} diff_ids`, {
         layers: e.Layers.length,
@@ -213,12 +235,13 @@ async function dockerImages(archive: TarArchive): Promise<ArchiveImage[]> {
     }
     const members = new Map<string, string>();
     const layers: Descriptor[] = [];
+
     for (const [j, layerPath] of e.Layers.entries()) {
       if (!archive.has(layerPath)) {
         if (e.LayerSources?.[diffIds[j]]) throw new UnsupportedError(`${where}: layer ${j} is a foreign layer (LayerSources), which is not in the archive`, 'foreign-layers');
         throw new BlobNotFoundError(layerPath, `${where} (manifest.json entry ${i} Layers)`);
       }
-      layers.push(await classicLayerDescriptor(archive, layerPath, diffIds[j]));
+      layers.push(await classicLayerDescriptor(archive, layerPath, diffIds[j], hashed));
       members.set(layers[j].digest, layerPath);
     }
     const configDescriptor: Descriptor = { mediaType: MEDIA_TYPES.config, digest: new DigestCounter().update(configBytes).digest(), size: configBytes.length };
@@ -236,22 +259,31 @@ async function dockerImages(archive: TarArchive): Promise<ArchiveImage[]> {
     out.push({
       names: normalizedTags(e.RepoTags),
       descriptor,
-      load: async () => imageFromDocuments(manifest, manifestBytes, descriptor, config, configBytes, (d) => source.blob(d), `${where} manifest.json entry ${i}`),
+      load: async () =>
+        imageFromDocuments(manifest, manifestBytes, descriptor, config, configBytes, (d) => source.blob(d), `${where} manifest.json entry ${i}`, limits),
     });
   }
   return out;
 }
 
 /** A classic layer file's descriptor: its digest is its diff_id when it is a plain tar. */
-async function classicLayerDescriptor(archive: TarArchive, member: string, diffId: string): Promise<Descriptor> {
+async function classicLayerDescriptor(archive: TarArchive, member: string, diffId: string, hashed: Map<string, Promise<string>>): Promise<Descriptor> {
   const content = archive.content(member);
   const compression = detectCompression(await readContentHead(content, 8));
   if (compression === undefined) return { mediaType: MEDIA_TYPES.layer, digest: diffId, size: content.size };
   if (compression !== 'gzip' && compression !== 'zstd') throw new UnsupportedError(`${archive.path}: ${member} is ${compression}-compressed`, compression);
   // A compressed layer's digest is not recorded anywhere: hash it once.
-  const counter = new DigestCounter();
-  for await (const chunk of content.open()) counter.update(chunk as Buffer);
-  return { mediaType: compression === 'gzip' ? MEDIA_TYPES.layerGzip : MEDIA_TYPES.layerZstd, digest: counter.digest(), size: content.size };
+  const key = archive.file(member).name;
+  let digest = hashed.get(key);
+  if (!digest) {
+    digest = (async () => {
+      const counter = new DigestCounter();
+      for await (const chunk of content.open()) counter.update(chunk as Buffer);
+      return counter.digest();
+    })();
+    hashed.set(key, digest);
+  }
+  return { mediaType: compression === 'gzip' ? MEDIA_TYPES.layerGzip : MEDIA_TYPES.layerZstd, digest: await digest, size: content.size };
 }
 
 function findImage(images: readonly ArchiveImage[], ref: string | undefined, where: string): ArchiveImage {

@@ -17,47 +17,31 @@ import {
   InvalidImageError,
   LimitExceededError,
   SizeMismatchError,
-  UnsupportedMediaTypeError,
 } from '../errors';
 import { errnoCode, FileSystem, FsStats, lstatOrUndefined } from '../fs';
 import { Layer } from '../layer/layer';
-import { isIndexMediaType, isLayerMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
+import { isIndexMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
 import { EncodeLayerOptions, encodeLayer } from '../tar/write';
 import { buildDirAtomic, ensureDir, isEmptyOrMissing, writeFileAtomic, writeStreamAtomic } from '../util/atomic';
-import { Image, ImageIndex, IndexEntry, selectImage } from '../image/image';
-import { blobLayer } from '../image/layer';
-import type { ReadLayerOptions } from '../tar/read';
+import { Image, ImageIndex, selectImage } from '../image/image';
 import { checkDigest } from '../image/digest';
 import { canonicalJsonBytes } from '../image/json';
 import { parseOciDocument } from '../image/schema';
-import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
+import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { BlobTarget, WriteImageOptions, writeTarget } from '../image/write';
+import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, ImageReadLimits, LayerReadLimits } from './blob-source';
+
+export { imageFromDocuments } from './blob-source';
+export type { LayerReadLimits };
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export const CONTAINERD_NAME = 'io.containerd.image.name';
 const LAYOUT_VERSION = '1.0.0';
 
-/** Bounds for reading layer blobs (see ReadLayerOptions for the defaults). */
-export type LayerReadLimits = Pick<ReadLayerOptions, 'maxEntries' | 'maxPathBytes' | 'maxUncompressedBytes'>;
+/** Bounds for reading a layout's documents and layers (see ImageReadLimits for the defaults). */
+export type LayoutLimits = ImageReadLimits;
 
-export interface LayoutLimits {
-  /** Largest manifest, index or config accepted (default 4 MiB, as registries do). */
-  maxDocumentBytes?: number;
-  /** Deepest index nesting accepted (default 8). */
-  maxNesting?: number;
-  /**
-   * Most manifests reachable through nested indexes, counting an entry each time it is listed
-   * (default 10,000): indexes that list each other many times would otherwise fan out
-   * exponentially in everything that walks them.
-   */
-  maxIndexEntries?: number;
-  /** Bounds applied when the layers of images read from the layout are read. */
-  layerLimits?: LayerReadLimits;
-}
-
-const DEFAULT_MAX_DOCUMENT = 4 << 20;
-const DEFAULT_MAX_NESTING = 8;
-const DEFAULT_MAX_INDEX_ENTRIES = 10_000;
+const DEFAULT_MAX_DOCUMENT = DEFAULT_MAX_DOCUMENT_BYTES;
 
 /**
  * Stat `path` (following symlinks, as any reader would) and insist on a regular file: a fifo would
@@ -96,7 +80,7 @@ async function readBounded(fs: FileSystem, path: string, max: number, onLonger: 
   }
 }
 
-export class OciLayout implements BlobTarget {
+export class OciLayout implements BlobTarget, BlobSource {
   private constructor(
     readonly fs: FileSystem,
     readonly dir: string,
@@ -120,6 +104,11 @@ export class OciLayout implements BlobTarget {
     await writeFileAtomic(fs, posix.join(dir, 'index.json'), canonicalJsonBytes({ schemaVersion: 2, mediaType: MEDIA_TYPES.index, manifests: [] }));
     await writeFileAtomic(fs, posix.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
     return new OciLayout(fs, dir, limits);
+  }
+
+  /** For error messages (BlobSource). */
+  get where(): string {
+    return this.dir;
   }
 
   // --- blobs ------------------------------------------------------------------------------------
@@ -167,6 +156,11 @@ export class OciLayout implements BlobTarget {
     const actual = new DigestCounter().update(bytes).digest();
     if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, 'blob');
     return bytes;
+  }
+
+  /** BlobSource: a document read whole and verified (see readBlob). */
+  readDocument(descriptor: Descriptor, maxBytes: number): Promise<Buffer> {
+    return this.readBlob(descriptor, maxBytes);
   }
 
   async putBytes(bytes: Buffer, descriptor: Descriptor): Promise<void> {
@@ -254,89 +248,163 @@ export class OciLayout implements BlobTarget {
 
   // --- images -----------------------------------------------------------------------------------
 
-  /** Load what `descriptor` names: an Image for a manifest, an ImageIndex for an index. */
-  async load(descriptor: Descriptor, depth = 0): Promise<Image | ImageIndex> {
-    return (await this.loadShared(descriptor, depth, new Map())).target;
-  }
-
   /**
-   * One load shares its documents: a manifest or index listed many times is read once and is the
-   * same object each time. An index also knows how many manifests it reaches counting repeats
-   * (what anything walking it visits), and that count is bounded by maxIndexEntries.
+   * Load what `descriptor` names: an Image for a manifest, an ImageIndex for an index. One load
+   * reads each document once, with the layout's limits (blob-source.ts has the rules).
    */
-  private loadShared(descriptor: Descriptor, depth: number, documents: LoadedDocuments): Promise<Loaded> {
-    const maxNesting = this.limits.maxNesting ?? DEFAULT_MAX_NESTING;
-    if (depth > maxNesting) throw new LimitExceededError('maxNesting', maxNesting, `index nesting at ${descriptor.digest}`);
-    const key = `${descriptor.mediaType} ${descriptor.digest} ${descriptor.size}`;
-    let loaded = documents.get(key);
-    if (!loaded) {
-      if (isManifestMediaType(descriptor.mediaType)) loaded = this.loadImage(descriptor).then((target) => ({ target, reach: 1 }));
-      else if (isIndexMediaType(descriptor.mediaType)) loaded = this.loadIndex(descriptor, depth, documents);
-      else throw new UnsupportedMediaTypeError(descriptor.mediaType, `${this.dir} (${descriptor.digest})`);
-      documents.set(key, loaded);
-    }
-    return loaded;
-  }
-
-  private async loadIndex(descriptor: Descriptor, depth: number, documents: LoadedDocuments): Promise<Loaded> {
-    const bytes = await this.readBlob(descriptor);
-    const kind = descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? 'docker-manifest-list' : 'index';
-    const doc = parseOciDocument<ImageIndexDocument>(kind, bytes, { file: `${this.dir} ${descriptor.digest}` });
-    const entries: IndexEntry[] = [];
-    const maxEntries = this.limits.maxIndexEntries ?? DEFAULT_MAX_INDEX_ENTRIES;
-    let reach = 0;
-    let skipped = false;
-    for (const m of doc.manifests) {
-      // Unknown entries (attestations, artifacts) are not errors; they are left out.
-      if (!isManifestMediaType(m.mediaType) && !isIndexMediaType(m.mediaType)) {
-        skipped = true;
-        continue;
-      }
-      if (m.platform?.os === 'unknown') {
-        skipped = true;
-        continue;
-      }
-      const child = await this.loadShared(m, depth + 1, documents);
-      reach += child.reach;
-      if (reach > maxEntries) throw new LimitExceededError('maxIndexEntries', maxEntries, `manifests reachable from ${descriptor.digest}`);
-      entries.push({ image: child.target, platform: m.platform, annotations: m.annotations });
-    }
-    const target = new ImageIndex(entries, doc.annotations ?? {}, skipped ? undefined : { index: bytes, descriptor: stripPlatform(descriptor) });
-    return { target, reach };
-  }
-
-  private async loadImage(descriptor: Descriptor): Promise<Image> {
-    const where = `${this.dir} ${descriptor.digest}`;
-    const manifestBytes = await this.readBlob(descriptor);
-    const kind = descriptor.mediaType === MEDIA_TYPES.dockerManifest ? 'docker-manifest' : 'manifest';
-    const manifest = parseOciDocument<ImageManifest>(kind, manifestBytes, { file: `${where} (manifest)` });
-    const configBytes = await this.readBlob(manifest.config);
-    const config = parseOciDocument<ImageConfigDocument>('config', configBytes, { file: `${where} (config)`, checkHistory: false });
-    return imageFromDocuments(manifest, manifestBytes, descriptor, config, configBytes, (d) => this.blob(d), where, this.limits.layerLimits);
+  async load(descriptor: Descriptor): Promise<Image | ImageIndex> {
+    return new DocumentGraph(this, this.limits).load(descriptor);
   }
 
   // --- writing ----------------------------------------------------------------------------------
 
+  /**
+   * Write every blob of `target` (through `session`); when that fails, the blobs this write
+   * created that index.json does not reach are removed again, so a failed write leaves the layout
+   * as it was. `exclusive` runs the removal (the store passes its lock).
+   */
+  async writeBlobs(
+    target: Image | ImageIndex,
+    options: WriteImageOptions = {},
+    session: BlobWriteSession = new BlobWriteSession(this),
+    exclusive: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+  ): Promise<Descriptor> {
+    try {
+      return await writeTarget(target, session, options);
+    } catch (err) {
+      await session.discard(err, exclusive).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Write every blob of the target, then tag it in index.json. */
   async put(target: Image | ImageIndex, options: WriteImageOptions & { tag?: string; annotations?: Record<string, string> } = {}): Promise<Descriptor> {
-    const descriptor = await writeTarget(target, this, options);
+    const descriptor = await this.writeBlobs(target, options);
     await this.tag(descriptor, options.tag, options.annotations);
     return descriptor;
   }
+
+  /** Every blob digest index.json reaches; undefined when a referenced document cannot be read. */
+  async reachableBlobs(): Promise<Set<string> | undefined> {
+    return reachableBlobs(this, (await this.readIndex()).manifests);
+  }
+
+  /** Remove those of `digests` that index.json does not reach (nothing when reachability is unknown). */
+  async removeUnreferenced(digests: Iterable<string>): Promise<number> {
+    const reached = await this.reachableBlobs();
+    if (!reached) return 0;
+    let removed = 0;
+    for (const digest of digests) {
+      if (reached.has(digest)) continue;
+      try {
+        await this.fs.promises.unlink(this.blobPath(digest));
+        removed++;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      }
+    }
+    return removed;
+  }
 }
 
-interface Loaded {
-  target: Image | ImageIndex;
-  /** Manifests reachable through it, repeats included (1 for a manifest). */
-  reach: number;
-}
-type LoadedDocuments = Map<string, Promise<Loaded>>;
+/**
+ * A BlobTarget over a layout that records every blob an image needs and the ones this write
+ * created. `discard` undoes a failed write: it refuses further writes (a failed `writeTarget`
+ * does not stop the layer writes already started), waits for those in flight, then removes what
+ * it created and nothing references.
+ */
+export class BlobWriteSession implements BlobTarget {
+  /** Every blob the image needs, by digest (for a re-check before it is named). */
+  readonly needed = new Map<string, Descriptor>();
+  /** Blobs this session wrote (they may have existed already; only unreferenced ones are removed). */
+  readonly created = new Set<string>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private abandoned: { reason: unknown } | undefined;
 
-function stripPlatform(d: Descriptor): Descriptor {
-  const { platform: _p, annotations: _a, ...rest } = d;
-  void _p;
-  void _a;
-  return rest;
+  constructor(readonly layout: OciLayout) {}
+
+  private note(d: Descriptor): void {
+    this.needed.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+  }
+
+  private async track<T>(write: () => Promise<T>, digestOf: (result: T) => string | undefined): Promise<T> {
+    if (this.abandoned) throw this.abandoned.reason;
+    const p = write();
+    this.inFlight.add(p);
+    try {
+      const result = await p;
+      const digest = digestOf(result);
+      if (digest) this.created.add(digest);
+      return result;
+    } finally {
+      this.inFlight.delete(p);
+    }
+  }
+
+  async has(d: Descriptor): Promise<boolean> {
+    this.note(d);
+    return this.layout.has(d);
+  }
+
+  async putBytes(bytes: Buffer, d: Descriptor): Promise<void> {
+    this.note(d);
+    await this.track(() => this.layout.putBytes(bytes, d), () => d.digest);
+  }
+
+  async putContent(content: Content, d: Descriptor): Promise<void> {
+    this.note(d);
+    await this.track(() => this.layout.putContent(content, d), () => d.digest);
+  }
+
+  async putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: Awaited<ReturnType<typeof encodeLayer>>; blob?: Content }> {
+    const { encoded } = await this.track(() => this.layout.putLayer(layer, options), (r) => r.encoded.digest);
+    this.note({ mediaType: encoded.mediaType, digest: encoded.digest, size: encoded.size });
+    // The blob is not handed back for the image to remember: a blob of a store or a layout can
+    // be collected, and a remembered path would then be a dead end for the next write.
+    return { encoded };
+  }
+
+  /** Stop taking writes, wait for those in flight, and remove the created blobs nothing references. */
+  async discard(reason: unknown, exclusive: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn()): Promise<number> {
+    this.abandoned ??= { reason };
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    if (this.created.size === 0) return 0;
+    return exclusive(() => this.layout.removeUnreferenced(this.created));
+  }
+}
+
+/** Every blob digest reachable from `roots` in `layout`; undefined when a document could not be read. */
+export async function reachableBlobs(layout: OciLayout, roots: readonly Descriptor[]): Promise<Set<string> | undefined> {
+  const marked = new Set<string>();
+  let complete = true;
+  const visit = async (d: Descriptor, depth: number): Promise<void> => {
+    if (marked.has(d.digest)) return;
+    if (depth > 16) {
+      // Deeper than any reader follows: unknown below, so nothing may be swept on its account.
+      complete = false;
+      return;
+    }
+    marked.add(d.digest);
+    if (!isManifestMediaType(d.mediaType) && !isIndexMediaType(d.mediaType)) return;
+    let doc: unknown;
+    try {
+      doc = JSON.parse((await layout.readBlob(d)).toString('utf8'));
+    } catch {
+      complete = false;
+      return;
+    }
+    if (!doc || typeof doc !== 'object') {
+      complete = false;
+      return;
+    }
+    const { config, layers, manifests } = doc as { config?: unknown; layers?: unknown; manifests?: unknown };
+    const children = [config, ...(Array.isArray(layers) ? layers : []), ...(Array.isArray(manifests) ? manifests : [])];
+    for (const c of children) {
+      if (c && typeof c === 'object' && typeof (c as Descriptor).digest === 'string') await visit(c as Descriptor, depth + 1);
+    }
+  };
+  for (const r of roots) await visit(r, 0);
+  return complete ? marked : undefined;
 }
 
 export function resolveInIndex(manifests: readonly Descriptor[], ref: string | undefined, where: string): Descriptor {
@@ -352,37 +420,6 @@ export function resolveInIndex(manifests: readonly Descriptor[], ref: string | u
   throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${where} holds ${manifests.length} images; name one of: ${refs.join(', ')}`, {
     refs,
   });
-}
-
-/** Build an Image from its parsed documents; layers stay in their blobs. */
-export function imageFromDocuments(
-  manifest: ImageManifest,
-  manifestBytes: Buffer,
-  descriptor: Descriptor,
-  config: ImageConfigDocument,
-  configBytes: Buffer,
-  blobOf: (d: Descriptor) => Content,
-  where: string,
-  layerLimits: LayerReadLimits = {},
-): Image {
-  const diffIds = config.rootfs.diff_ids;
-  if (diffIds.length !== manifest.layers.length) {
-    throw new InvalidImageError(
-      `${where}: the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
-      { diffIds: diffIds.length, layers: manifest.layers.length },
-    );
-  }
-  const layers = manifest.layers.map((d, i) => {
-    if (!isLayerMediaType(d.mediaType)) throw new UnsupportedMediaTypeError(d.mediaType, `${where} layer ${i}`);
-    return blobLayer(d, diffIds[i], blobOf(d), { ...layerLimits, source: `layer ${i} (${d.digest})` });
-  });
-  const { rootfs: _r, ...rest } = config;
-  void _r;
-  const platform: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
-  return new Image(
-    { layers, config: rest, annotations: manifest.annotations ?? {}, platform },
-    { manifest: manifestBytes, manifestDescriptor: stripPlatform(descriptor), config: configBytes, configDescriptor: manifest.config },
-  );
 }
 
 // --- the public face ------------------------------------------------------------------------------

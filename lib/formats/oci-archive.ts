@@ -13,8 +13,8 @@ import type { Descriptor, Platform } from '../image/types';
 import { WriteImageOptions, WriteProgress } from '../image/write';
 import { FileSystem } from '../fs';
 import { parseDockerReference, withDefaultTag, formatReference } from '../reference/docker';
-import { ArchiveLimits, ArchiveProgress } from './archive-io';
-import { openImageArchive } from './archive';
+import { ArchiveProgress } from './archive-io';
+import { ArchiveReadLimits, openImageArchive } from './archive';
 import { writeLayoutArchive } from './archive-writer';
 import { CONTAINERD_NAME, REF_NAME } from './layout';
 import { InvalidImageError } from '../errors';
@@ -66,7 +66,7 @@ export async function writeOciArchiveImages(images: readonly OciArchiveImage[], 
   );
 }
 
-export interface ReadArchiveOptions extends ArchiveLimits {
+export interface ReadArchiveOptions extends ArchiveReadLimits {
   fs: FileSystem;
   /** Which image: a ref.name, an image name, or a manifest digest (optional when there is one). */
   ref?: string;

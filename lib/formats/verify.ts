@@ -4,10 +4,17 @@
  * archive's images are tagged in the store, so a lying archive never becomes a usable image.
  * Streams every byte once (decompression dominates: ~150 MiB/s for gzip).
  */
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import type { Content } from '../content';
 import { DigestCounter, decompressStream } from '../compress';
 import { DigestMismatchError, SizeMismatchError } from '../errors';
+import { IO_CHUNK } from '../fs';
 import { Image, ImageIndex } from '../image/image';
 import { hashingTransform } from '../compress';
+
+/** Default bound on a layer's uncompressed size when verifying it (as for reading layers). */
+export const DEFAULT_MAX_UNCOMPRESSED_BYTES = 2 ** 40;
 
 export interface VerifyProgress {
   phase: 'verify';
@@ -19,6 +26,8 @@ export interface VerifyProgress {
 export interface VerifyOptions {
   /** Layers verified at once (default 2). */
   concurrency?: number;
+  /** Refuse a layer whose tar is bigger than this (default 1 TiB): a decompression bomb. */
+  maxUncompressedBytes?: number;
   onProgress?: (event: VerifyProgress) => void;
 }
 
@@ -48,7 +57,12 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
       const source = job.open() as import('node:stream').Readable;
       const tapped = source.pipe(hashingTransform(raw));
       source.on('error', (err) => tapped.destroy(err));
-      for await (const chunk of decompressStream(tapped)) tar.update(chunk as Buffer);
+      const maxOutputBytes = options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES;
+      try {
+        for await (const chunk of decompressStream(tapped, { maxOutputBytes })) tar.update(chunk as Buffer);
+      } finally {
+        source.destroy();
+      }
       if (raw.size !== job.size) throw new SizeMismatchError(job.size, raw.size, `layer ${job.digest}`);
       if (raw.digest() !== job.digest) throw new DigestMismatchError(job.digest, raw.digest(), 'layer blob');
       if (tar.digest() !== job.diffId) throw new DigestMismatchError(job.diffId, tar.digest(), `layer ${job.digest} diff_id`);
@@ -56,4 +70,46 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 2, jobs.length)) }, worker));
+}
+
+/**
+ * A layer blob whose reads also check its diff_id: the bytes pass through unchanged while their
+ * decompressed form is hashed, and the stream fails *before it ends* when the tar does not hash to
+ * `diffId` (or decompresses past `maxUncompressedBytes`). A destination that renames a blob into
+ * place only after its stream ended cleanly (layouts, the store) therefore never keeps a layer
+ * whose config lies about it, and the check costs no second read.
+ */
+export function diffIdCheckedContent(content: Content, diffId: string, options: { maxUncompressedBytes?: number } = {}): Content {
+  const what = content.source ?? content.digest ?? 'layer';
+  const maxOutputBytes = options.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES;
+  async function* checked(): AsyncGenerator<Buffer> {
+    const input = new PassThrough({ highWaterMark: IO_CHUNK });
+    const tar = new DigestCounter();
+    const decoded = decompressStream(input, { maxOutputBytes });
+    const drained = (async () => {
+      for await (const chunk of decoded) tar.update(chunk as Buffer);
+    })();
+    drained.catch(() => undefined); // awaited below; a decoder failure must not go unhandled meanwhile
+    const source = content.open();
+    try {
+      for await (const chunk of source) {
+        const buf = chunk as Buffer;
+        if (!input.write(buf)) await Promise.race([once(input, 'drain'), drained]);
+        yield buf;
+      }
+      input.end();
+      await drained;
+      if (tar.digest() !== diffId) throw new DigestMismatchError(diffId, tar.digest(), `${what} diff_id`);
+    } finally {
+      source.destroy();
+      input.destroy();
+      decoded.destroy();
+    }
+  }
+  return {
+    size: content.size,
+    ...(content.digest ? { digest: content.digest } : {}),
+    ...(content.source ? { source: content.source } : {}),
+    open: () => Readable.from(checked(), { objectMode: false, highWaterMark: IO_CHUNK }),
+  };
 }

@@ -6,9 +6,16 @@
  * Requests start anonymous; the first 401 teaches us the scheme, and from then on every request
  * carries the right header up front, so a registry costs one extra round trip, not one per call.
  */
-import { AuthError } from '../errors';
+import { AuthError, CloudRootfsError } from '../errors';
 import type { RegistryCredentials } from './auth-file';
 import { parseChallenges, type AuthChallenge } from './challenge';
+import { readCapped } from './http';
+
+/**
+ * Largest token-server answer read (a JWT is a few KiB). The realm is whatever the registry's
+ * challenge names, so its answer is as untrusted as the registry.
+ */
+const MAX_TOKEN_BODY_BYTES = 1 << 20;
 
 export type RepositoryAction = 'pull' | 'push' | 'delete' | '*';
 
@@ -183,7 +190,7 @@ export class RegistryAuth {
       );
     }
     if (res.status !== 200) {
-      const text = await res.text().catch(() => '');
+      const text = (await readCapped(res, 64 << 10, 'token server error body', 'maxTokenBytes').catch(() => Buffer.alloc(0))).toString('utf8');
       throw new AuthError(`the token server for ${this.options.registry} answered ${res.status}`, res.status, [], {
         realm: url.origin + url.pathname,
         body: text.slice(0, 500),
@@ -191,10 +198,12 @@ export class RegistryAuth {
     }
     let body: TokenResponse;
     try {
-      body = (await res.json()) as TokenResponse;
-    } catch {
+      body = JSON.parse((await readCapped(res, MAX_TOKEN_BODY_BYTES, `the token from ${url.origin}`, 'maxTokenBytes')).toString('utf8')) as TokenResponse;
+    } catch (err) {
+      if (err instanceof CloudRootfsError) throw err;
       throw new AuthError(`the token server for ${this.options.registry} sent a body that is not JSON`, res.status);
     }
+    if (!body || typeof body !== 'object') throw new AuthError(`the token server for ${this.options.registry} sent no token`, res.status);
     const token = typeof body.token === 'string' && body.token ? body.token : body.access_token;
     if (typeof token !== 'string' || token === '') {
       throw new AuthError(`the token server for ${this.options.registry} sent no token`, res.status);

@@ -161,6 +161,8 @@ export interface ManifestHead {
 export interface GetManifestOptions {
   accept?: readonly string[];
   signal?: AbortSignal;
+  /** Refuse a manifest bigger than this (default: the client's `maxManifestBytes`). */
+  maxBytes?: number;
 }
 
 export interface PingResult {
@@ -408,7 +410,7 @@ export class RegistryClient {
         throw new ImageNotFoundError(`${this.registry}/${repo}${byDigest ? '@' : ':'}${ref}`, 'registry');
       }
       if (res.status !== 200) return this.fail(res, `GET manifest ${repo}:${ref}`);
-      return { res, bytes: await readCapped(res, this.maxManifestBytes, `manifest ${repo}:${ref}`) };
+      return { res, bytes: await readCapped(res, options.maxBytes ?? this.maxManifestBytes, `manifest ${repo}:${ref}`) };
     });
     const mediaType = manifestMediaType(res.headers.get('content-type'), bytes);
     const what = `manifest ${this.registry}/${repo}${byDigest ? '@' : ':'}${ref}`;

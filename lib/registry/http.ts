@@ -37,11 +37,11 @@ export async function* bodyChunks(res: Response): AsyncGenerator<Buffer> {
 }
 
 /** Reads a small body, refusing more than `max` bytes (checked before and while reading). */
-export async function readCapped(res: Response, max: number, what: string): Promise<Buffer> {
+export async function readCapped(res: Response, max: number, what: string, limit = 'maxManifestBytes'): Promise<Buffer> {
   const declared = contentLength(res);
   if (declared !== undefined && declared > max) {
     await discard(res);
-    throw new LimitExceededError('maxManifestBytes', max, `${what} (${declared} bytes)`);
+    throw new LimitExceededError(limit, max, `${what} (${declared} bytes)`);
   }
   const parts: Buffer[] = [];
   let total = 0;
@@ -49,7 +49,7 @@ export async function readCapped(res: Response, max: number, what: string): Prom
   try {
     for await (const chunk of reader) {
       total += chunk.length;
-      if (total > max) throw new LimitExceededError('maxManifestBytes', max, what);
+      if (total > max) throw new LimitExceededError(limit, max, what);
       parts.push(chunk);
     }
   } catch (err) {

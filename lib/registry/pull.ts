@@ -11,22 +11,20 @@
  * checked against its digest and size before it is renamed into place, manifests last.
  */
 import { Content } from '../content';
-import { CloudRootfsError, ImageNotFoundError, LimitExceededError, UnsupportedMediaTypeError, UsageError } from '../errors';
-import { Image, ImageIndex, IndexEntry } from '../image/image';
+import { CloudRootfsError, ImageNotFoundError, SizeMismatchError, UnsupportedMediaTypeError, UsageError } from '../errors';
+import { Image, ImageIndex } from '../image/image';
 import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, formatPlatform } from '../image/platform';
-import { parseOciDocument } from '../image/schema';
-import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
+import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { writeTarget, type BlobTarget, type WriteImageOptions } from '../image/write';
-import { imageFromDocuments } from '../formats/layout';
-import { isIndexMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
+import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits } from '../formats/blob-source';
+import { OciLayout } from '../formats/layout';
+import { diffIdCheckedContent } from '../formats/verify';
+import { isIndexMediaType, isManifestMediaType } from '../media-types';
 import { registryBlobContent } from './blob-content';
 import type { RegistryClient } from './client';
 import { clientFor, manifestRef, parseRemoteReference, type RegistryAccessOptions, type RemoteReference } from './remote';
 import type { RegistryProgress } from './target';
 
-/** Largest config document read (as for layouts: registries cap manifests at 4 MiB too). */
-const MAX_CONFIG_BYTES = 4 << 20;
-const MAX_NESTING = 8;
 /** Child manifests fetched at once when an index is read. */
 const DOCUMENT_CONCURRENCY = 4;
 
@@ -44,6 +42,12 @@ export interface PullOptions extends RegistryAccessOptions {
   /** Redirect registries: `{ 'docker.io': 'mirror.local:5000' }` reads Docker Hub names from the mirror. */
   mirrors?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
+  /**
+   * Bounds for what the registry serves: document size (default 4 MiB), index nesting (8), index
+   * entries reachable (10,000), layers per image (1,000), and the limits for reading layers
+   * (`layerLimits`; its `maxUncompressedBytes` also bounds the diff_id check of a download).
+   */
+  limits?: ImageReadLimits;
 }
 
 /** The image (or index) a `docker://` reference names, with lazy, verified layers. */
@@ -53,7 +57,10 @@ export async function pullImage(reference: string, options: PullOptions = {}): P
 }
 
 /** For the transports dispatcher: `docker://…` → what the tag names, every platform, lazy layers. */
-export async function loadRegistryTarget(reference: string, options: RegistryAccessOptions & { mirrors?: PullOptions['mirrors']; signal?: AbortSignal } = {}): Promise<Image | ImageIndex> {
+export async function loadRegistryTarget(
+  reference: string,
+  options: RegistryAccessOptions & Pick<PullOptions, 'mirrors' | 'signal' | 'limits'> = {},
+): Promise<Image | ImageIndex> {
   return pullImage(reference, { ...options, platforms: 'all' });
 }
 
@@ -81,8 +88,9 @@ export interface TaggableBlobTarget extends BlobTarget {
  */
 export async function pullToLayout(reference: string, layout: TaggableBlobTarget, options: PullToOptions & { tag?: string } = {}): Promise<PullResult> {
   const ref = parseRemoteReference(reference);
-  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options));
-  const descriptor = await writeTarget(target, layout, writeOptions(options));
+  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), true);
+  // A layout takes back what a failed download wrote; other targets get writeTarget's order only.
+  const descriptor = layout instanceof OciLayout ? await layout.writeBlobs(target, writeOptions(options)) : await writeTarget(target, layout, writeOptions(options));
   if (options.tag !== undefined && layout.tag) await layout.tag(descriptor, options.tag);
   return { reference: ref.name, descriptor, target };
 }
@@ -106,7 +114,9 @@ export async function pullToStore(
   options: PullToOptions & { name?: string } = {},
 ): Promise<PullResult & { name: string }> {
   const ref = parseRemoteReference(reference);
-  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options));
+  // Layers are checked against their diff_ids as they download: the store never names an image
+  // whose config lies about its layers.
+  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), true);
   if (options.name === undefined && ref.tag === undefined) {
     if (!store.putUntagged) throw new UsageError(`${reference} names a digest only: give the name to store it under`);
     const descriptor = await store.putUntagged(target, writeOptions(options));
@@ -185,99 +195,85 @@ function writeOptions(options: PullToOptions): WriteImageOptions {
   };
 }
 
-async function loadRemote(ref: RemoteReference, access: RegistryAccessOptions & { mirrors?: PullOptions['mirrors'] }, selection: PullOptions & PullToOptions): Promise<Image | ImageIndex> {
+/**
+ * One repository as a BlobSource for the shared document reader (formats/blob-source.ts):
+ * manifests and indexes by digest (verified by the client, size checked here), configs as blobs
+ * (verified), layers as lazy registry blobs — with their diff_id checked as they stream when the
+ * pull downloads them into a destination.
+ */
+class RegistrySource implements BlobSource {
+  readonly where: string;
+  /** The document the tag named, already fetched. */
+  readonly prefetched = new Map<string, Buffer>();
+
+  constructor(
+    private readonly remote: Remote,
+    private readonly checkDiffIds: { maxUncompressedBytes?: number } | undefined,
+  ) {
+    this.where = `${remote.client.registry}/${remote.repository}`;
+  }
+
+  blob(d: Pick<Descriptor, 'digest' | 'size'>, diffId?: string): Content {
+    const content = registryBlobContent(this.remote.client, this.remote.repository, d, { onBytes: this.remote.onBytes });
+    return this.checkDiffIds && diffId ? diffIdCheckedContent(content, diffId, this.checkDiffIds) : content;
+  }
+
+  async readDocument(d: Descriptor, maxBytes: number): Promise<Buffer> {
+    const { client, repository } = this.remote;
+    let bytes = this.prefetched.get(d.digest);
+    if (!bytes && (isManifestMediaType(d.mediaType) || isIndexMediaType(d.mediaType))) {
+      bytes = (await client.getManifest(repository, d.digest, { maxBytes })).bytes; // checked against the digest
+    }
+    if (!bytes) {
+      const parts: Buffer[] = [];
+      // A config: the client checks size (as declared, and as it streams) and digest.
+      for await (const chunk of await client.getBlob(repository, d.digest, { expectedSize: d.size })) parts.push(chunk as Buffer);
+      bytes = Buffer.concat(parts);
+    }
+    if (bytes.length !== d.size) throw new SizeMismatchError(d.size, bytes.length, `${d.digest} in ${this.where}`);
+    return bytes;
+  }
+}
+
+async function loadRemote(
+  ref: RemoteReference,
+  access: RegistryAccessOptions & { mirrors?: PullOptions['mirrors'] },
+  selection: PullOptions & PullToOptions,
+  checkDiffIds = false,
+): Promise<Image | ImageIndex> {
   const registry = access.mirrors?.[ref.registry] ?? ref.registry;
   const onProgress = selection.onProgress;
+  const limits = selection.limits ?? {};
   const remote: Remote = {
     client: clientFor(registry, access),
     repository: ref.repository,
     onBytes: onProgress ? (digest, done, total) => onProgress({ phase: 'bytes', digest, done, total }) : undefined,
   };
   const wanted = wantedPlatforms(selection);
-  const target = await loadReference(remote, manifestRef(ref), wanted, 0);
-  if (selection.platform !== undefined && target instanceof ImageIndex) return target.select(toPlatform(selection.platform));
-  return target;
-}
-
-async function loadReference(remote: Remote, ref: string, wanted: Wanted, depth: number): Promise<Image | ImageIndex> {
-  if (depth > MAX_NESTING) throw new LimitExceededError('maxNesting', MAX_NESTING, `index nesting at ${ref}`);
-  const m = await remote.client.getManifest(remote.repository, ref);
-  const descriptor: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-  const where = `${remote.client.registry}/${remote.repository}@${m.digest}`;
-  if (isManifestMediaType(m.mediaType)) return loadImage(remote, m.bytes, descriptor, where);
-  if (isIndexMediaType(m.mediaType)) return loadIndex(remote, m.bytes, descriptor, wanted, depth, where);
+  const source = new RegistrySource(remote, checkDiffIds ? { maxUncompressedBytes: limits.layerLimits?.maxUncompressedBytes } : undefined);
+  const m = await remote.client.getManifest(remote.repository, manifestRef(ref), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES });
+  const where = `${source.where}@${m.digest}`;
   if (m.mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
     throw new UnsupportedMediaTypeError(m.mediaType, `${where}: Docker schema 1 images are not supported (re-push the image with a current client)`);
   }
-  throw new UnsupportedMediaTypeError(m.mediaType, where);
-}
-
-async function loadImage(remote: Remote, bytes: Buffer, descriptor: Descriptor, where: string): Promise<Image> {
-  const kind = descriptor.mediaType === MEDIA_TYPES.dockerManifest ? 'docker-manifest' : 'manifest';
-  const manifest = parseOciDocument<ImageManifest>(kind, bytes, { file: `${where} (manifest)` });
-  const configBytes = await readSmallBlob(remote, manifest.config, where);
-  const config = parseOciDocument<ImageConfigDocument>('config', configBytes, { file: `${where} (config)`, checkHistory: false });
-  return imageFromDocuments(manifest, bytes, descriptor, config, configBytes, (d) => blobContent(remote, d), where);
-}
-
-function blobContent(remote: Remote, d: Descriptor): Content {
-  return registryBlobContent(remote.client, remote.repository, d, { onBytes: remote.onBytes });
-}
-
-async function readSmallBlob(remote: Remote, d: Descriptor, where: string): Promise<Buffer> {
-  if (d.size > MAX_CONFIG_BYTES) throw new LimitExceededError('maxDocumentBytes', MAX_CONFIG_BYTES, `${where}: config ${d.digest} (${d.size} bytes)`);
-  const stream = await remote.client.getBlob(remote.repository, d.digest, { expectedSize: d.size });
-  const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
-}
-
-async function loadIndex(remote: Remote, bytes: Buffer, descriptor: Descriptor, wanted: Wanted, depth: number, where: string): Promise<ImageIndex> {
-  const kind = descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? 'docker-manifest-list' : 'index';
-  const doc = parseOciDocument<ImageIndexDocument>(kind, bytes, { file: `${where} (index)` });
-  let complete = true;
-  const chosen: Descriptor[] = [];
-  for (const m of doc.manifests) {
-    // Attestations and other artifacts are not images: left out, as the layout reader does.
-    const usable = (isManifestMediaType(m.mediaType) || isIndexMediaType(m.mediaType)) && m.platform?.os !== 'unknown';
-    const fits = wanted === 'all' || isIndexMediaType(m.mediaType) || wanted.some((w) => platformMatches(w, m.platform));
-    if (usable && fits) chosen.push(m);
-    else complete = false;
-  }
-  const loaded = await mapLimited(chosen, DOCUMENT_CONCURRENCY, (m) => loadReference(remote, m.digest, wanted, depth + 1));
-  const entries: IndexEntry[] = [];
-  loaded.forEach((image, i) => {
-    const m = chosen[i];
-    if (image instanceof ImageIndex && image.manifests.length === 0) {
-      complete = false;
-      return;
-    }
-    if (image instanceof ImageIndex && !image.stored) complete = false;
-    entries.push({ image, platform: m.platform, annotations: m.annotations });
+  if (!isManifestMediaType(m.mediaType) && !isIndexMediaType(m.mediaType)) throw new UnsupportedMediaTypeError(m.mediaType, where);
+  source.prefetched.set(m.digest, m.bytes);
+  const graph = new DocumentGraph(source, {
+    ...limits,
+    concurrency: DOCUMENT_CONCURRENCY,
+    // Nested indexes are always followed: the platforms they hold are known only inside.
+    ...(wanted === 'all' ? {} : { accept: (d: Descriptor) => isIndexMediaType(d.mediaType) || wanted.some((w) => platformMatches(w, d.platform)) }),
   });
-  if (wanted !== 'all' && entries.length === 0 && depth === 0) {
-    const available = doc.manifests.flatMap((m) => (m.platform ? [m.platform] : []));
+  const target = await graph.load({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
+  if (wanted !== 'all' && target instanceof ImageIndex && target.manifests.length === 0) {
+    const listed = (JSON.parse(m.bytes.toString('utf8')) as ImageIndexDocument).manifests ?? [];
+    const available = listed.flatMap((d) => (d.platform ? [d.platform] : []));
     throw new CloudRootfsError(
       'PLATFORM_NOT_FOUND',
       `${where} has no image for platform ${wanted.map(formatPlatform).join(', ')} (have: ${available.map(formatPlatform).join(', ') || 'none'})`,
       { platform: wanted, available },
     );
   }
-  return new ImageIndex(entries, doc.annotations ?? {}, complete ? { index: bytes, descriptor } : undefined);
+  if (selection.platform !== undefined && target instanceof ImageIndex) return target.select(toPlatform(selection.platform));
+  return target;
 }
-
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return out;
-}
-
-

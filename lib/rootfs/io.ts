@@ -89,18 +89,23 @@ export interface WriteDirectoryOptions {
 
 /**
  * Write `rootfs` as the directory `dir` (created atomically: a temporary sibling renamed into
- * place). Directory modes and mtimes are applied after their children are written.
+ * place; with `overwrite`, an existing tree is swapped out only once the new one is complete).
+ * Directory modes and mtimes are applied after their children are written.
  */
 export async function writeRootfsToDirectory(rootfs: Rootfs, dir: string, options: WriteDirectoryOptions): Promise<void> {
   const { fs } = options;
-  if (!(await isEmptyOrMissing(fs, dir))) {
-    if (!options.overwrite) throw new DestinationExistsError(dir);
-    await fs.promises.rm(dir, { recursive: true, force: true });
-  }
+  const replace = !(await isEmptyOrMissing(fs, dir));
+  if (replace && !options.overwrite) throw new DestinationExistsError(dir);
   const owners = options.owners ?? (typeof process.getuid === 'function' && process.getuid() === 0 && !!fs.promises.lchown);
-  await buildDirAtomic(fs, dir, async (tmp) => {
-    await materialize(rootfs, tmp, fs, owners);
-  });
+  // With overwrite, the old tree stays in place until the new one is complete.
+  await buildDirAtomic(
+    fs,
+    dir,
+    async (tmp) => {
+      await materialize(rootfs, tmp, fs, owners);
+    },
+    { replace },
+  );
 }
 
 /** Write the tree into an existing empty directory `root` (also used for RUN's scratch tree). */

@@ -9,23 +9,21 @@
  *   index.json is a read-modify-write under the store lock (lock.ts), so concurrent taggers lose
  *   nothing; the file itself is replaced atomically, so readers need no lock.
  * - `put` writes blobs first, then — under the lock — checks they all still exist (a concurrent
- *   garbage collection may have swept them) before tagging; missing ones are written again.
+ *   garbage collection may have swept them) before tagging; missing ones are written again. A
+ *   put that fails removes the blobs it created that nothing references, so it leaves nothing.
  * - `remove` untags and collects blobs nothing references, under the same lock.
  * - `cache/` under the root is reserved for build-cache data and never touched here.
  */
 import { homedir } from 'node:os';
 import { posix, resolve as resolvePath } from 'node:path';
-import { Content } from '../content';
 import { CloudRootfsError, ImageNotFoundError } from '../errors';
 import { FileSystem, diskFs, lstatOrUndefined } from '../fs';
-import { OciLayout } from '../formats/layout';
+import { BlobWriteSession, OciLayout, type LayoutLimits } from '../formats/layout';
 import { Image, ImageIndex, selectImage } from '../image/image';
 import { canonicalJsonBytes } from '../image/json';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
-import { BlobTarget, WriteImageOptions, writeTarget } from '../image/write';
-import { Layer } from '../layer/layer';
+import type { WriteImageOptions } from '../image/write';
 import { MEDIA_TYPES, isManifestMediaType } from '../media-types';
-import { EncodeLayerOptions, EncodedLayer } from '../tar/write';
 import { ensureDir, writeFileAtomic } from '../util/atomic';
 import { GcResult, collectGarbage } from './gc';
 import { LockOptions, withLock } from './lock';
@@ -37,6 +35,8 @@ export interface StoreOptions {
   root?: string;
   env?: NodeJS.ProcessEnv;
   lock?: LockOptions;
+  /** Bounds for reading the store's documents and layers (defaults: see LayoutLimits). */
+  limits?: LayoutLimits;
 }
 
 export interface StoreEntry {
@@ -67,35 +67,6 @@ export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env[STORE_ENV]) return env[STORE_ENV]!;
   if (env.XDG_DATA_HOME) return posix.join(env.XDG_DATA_HOME, 'cloudrootfs', 'store');
   return posix.join(env.HOME || homedir(), '.local', 'share', 'cloudrootfs', 'store');
-}
-
-/** A BlobTarget that forwards to the layout and remembers every blob the image needs. */
-class RecordingTarget implements BlobTarget {
-  readonly blobs = new Map<string, Descriptor>();
-  constructor(private readonly layout: OciLayout) {}
-  private note(d: Descriptor): void {
-    this.blobs.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
-  }
-  async has(d: Descriptor): Promise<boolean> {
-    this.note(d);
-    return this.layout.has(d);
-  }
-  async putBytes(bytes: Buffer, d: Descriptor): Promise<void> {
-    this.note(d);
-    await this.layout.putBytes(bytes, d);
-  }
-  async putContent(content: Content, d: Descriptor): Promise<void> {
-    this.note(d);
-    await this.layout.putContent(content, d);
-  }
-  async putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: EncodedLayer; blob?: Content }> {
-    const { encoded } = await this.layout.putLayer(layer, options);
-    this.note({ mediaType: encoded.mediaType, digest: encoded.digest, size: encoded.size });
-    // The blob is not handed back for the image to remember: a store blob can be collected
-    // (rmi, or a concurrent gc before we tag), and a remembered path would then be a dead end
-    // for the next write of the same image. Encoding again is the safe fallback.
-    return { encoded };
-  }
 }
 
 function idOf(target: Image | ImageIndex, top: Descriptor): string {
@@ -136,7 +107,7 @@ export class ImageStore {
         options.lock,
       );
     }
-    return new ImageStore(root, fs, await OciLayout.open(fs, root), options.lock ?? {});
+    return new ImageStore(root, fs, await OciLayout.open(fs, root, options.limits), options.lock ?? {});
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -165,10 +136,11 @@ export class ImageStore {
 
   private async store(target: Image | ImageIndex, sn: StoreName | undefined, options: WriteImageOptions): Promise<Descriptor> {
     for (let attempt = 1; ; attempt++) {
-      const recorder = new RecordingTarget(this.layout);
-      const top = await writeTarget(target, recorder, options);
+      // A write that fails half-way takes back the blobs it created (under the lock, as gc).
+      const session = new BlobWriteSession(this.layout);
+      const top = await this.layout.writeBlobs(target, options, session, (fn) => this.locked(fn));
       const tagged = await this.locked(async () => {
-        for (const d of recorder.blobs.values()) if (!(await this.layout.has(d))) return false;
+        for (const d of session.needed.values()) if (!(await this.layout.has(d))) return false;
         const index = await this.layout.readIndex();
         const entry = this.entryFor(top, sn);
         const others = sn

@@ -34,6 +34,11 @@ export interface ReadLayerOptions {
   maxPathBytes?: number;
   /** Refuse to decompress more than this many bytes (default 1 TiB). */
   maxUncompressedBytes?: number;
+  /**
+   * Refuse a layer whose names, link targets and xattrs add up to more than this many bytes
+   * (default 1 GiB): a layer's metadata is held in memory.
+   */
+  maxMetadataBytes?: number;
   /** Name for error messages. */
   source?: string;
   /**
@@ -56,6 +61,10 @@ export interface ReadLayer {
 }
 
 export const DEFAULT_MAX_ENTRIES = 1_000_000;
+export const DEFAULT_MAX_METADATA_BYTES = 1 << 30;
+/** What Linux stores at most: a symlink's target is a path (4096 bytes), an inode's xattrs 64 KiB. */
+const DEFAULT_MAX_LINK_BYTES = 4096;
+const MAX_XATTR_BYTES = 64 << 10;
 
 function tap(
   counter: DigestCounter,
@@ -120,6 +129,9 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   let compression: CompressionAlgorithm = 'none';
   const tail = { last: Buffer.alloc(0), ended: false };
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const maxMetadata = options.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
+  const maxLink = options.maxPathBytes ?? DEFAULT_MAX_LINK_BYTES;
+  let metadata = 0;
   const requireEnd = options.requireEndMarker ?? !(options.expectedDigest || options.expectedDiffId);
   const assembler = new LayerAssembler({ maxPathBytes: options.maxPathBytes, source });
 
@@ -156,7 +168,9 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
       const header = stream.header as tarStream.Header & { byteOffset?: number };
       if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
       dataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size);
-      const entry = toEntry(header, contentAt, source);
+      const entry = toEntry(header, contentAt, source, maxLink);
+      metadata += Buffer.byteLength(header.name) + (header.linkname ? Buffer.byteLength(header.linkname) : 0) + (entry ? xattrBytes(entry.xattrs) : 0);
+      if (metadata > maxMetadata) throw new LimitExceededError('maxMetadataBytes', maxMetadata, `${source}: names, link targets and xattrs`);
       stream.resume();
       if (entry) assembler.add(header.name, entry);
     }
@@ -193,12 +207,22 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   return result;
 }
 
+function xattrBytes(xattrs: Readonly<Record<string, string>> = {}): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(xattrs)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return n;
+}
+
 function toEntry(
   header: tarStream.Header & { byteOffset?: number },
   contentAt: (offset: number, size: number, name: string) => Content,
   source: string,
+  maxLinkBytes: number,
 ): Entry | undefined {
   const attrs = attrsOf(header);
+  if (xattrBytes(attrs.xattrs) > MAX_XATTR_BYTES) {
+    throw new LimitExceededError('xattrBytes', MAX_XATTR_BYTES, `${source}: the xattrs of ${header.name}`);
+  }
   if (HEADER_ONLY_TYPES.has(header.type as string) && header.size > 0) {
     // Go's reader (umoci, containerd, Docker) reads no data after such a header while tar-stream
     // would skip `size` bytes: the two would see different entries after it. Refuse the ambiguity.
@@ -219,6 +243,10 @@ function toEntry(
       return directoryEntry(attrs);
     case 'symlink':
       if (!header.linkname) throw new CorruptArchiveError(`${source}: symlink ${header.name} has no target`, { source });
+      // Text, not a path we resolve; but no filesystem holds a longer one, and it is kept in memory.
+      if (Buffer.byteLength(header.linkname) > maxLinkBytes) {
+        throw new CorruptArchiveError(`${source}: symlink ${header.name} has a target longer than ${maxLinkBytes} bytes`, { source, path: header.name });
+      }
       return symlinkEntry(header.linkname, attrs);
     case 'link':
       if (!header.linkname) throw new CorruptArchiveError(`${source}: hardlink ${header.name} has no target`, { source });

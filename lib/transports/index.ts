@@ -10,6 +10,7 @@ import type { WriteImageOptions, WriteProgress } from '../image/write';
 import { readOciLayout, writeOciLayout } from '../formats/layout';
 import { readOciArchive, writeOciArchive } from '../formats/oci-archive';
 import { readDockerArchive, writeDockerArchive } from '../formats/docker-archive';
+import type { ArchiveReadLimits } from '../formats/archive';
 import type { ArchiveProgress } from '../formats/archive-io';
 import { verifyLayers, type VerifyProgress } from '../formats/verify';
 import { ImageStore, type StoreOptions } from '../store/store';
@@ -28,6 +29,12 @@ export interface TransportOptions {
 
 export interface LoadOptions extends TransportOptions {
   platform?: Platform;
+  /**
+   * Bounds for untrusted input (layouts, archives, registries): document size, index nesting and
+   * entries, archive members, extended headers and decompressed size, and the limits for reading
+   * layers (`layerLimits`). Defaults: see docs/security.md.
+   */
+  limits?: ArchiveReadLimits;
 }
 
 export type TransferProgress = WriteProgress | ArchiveProgress | VerifyProgress;
@@ -46,17 +53,18 @@ export async function openStore(options: TransportOptions = {}): Promise<ImageSt
 export async function loadTarget(ref: string | ImageRef, options: LoadOptions = {}): Promise<Image | ImageIndex> {
   const r = asRef(ref);
   const fs = options.fs ?? diskFs;
+  const limits = options.limits ?? {};
   switch (r.transport) {
     case 'oci':
-      return readOciLayout(r.path, { fs, ref: r.tag });
+      return readOciLayout(r.path, { ...limits, fs, ref: r.tag });
     case 'oci-archive':
-      return readOciArchive(r.path, { fs, ref: r.tag });
+      return readOciArchive(r.path, { ...limits, fs, ref: r.tag });
     case 'docker-archive':
-      return readDockerArchive(r.path, { fs, ref: r.name });
+      return readDockerArchive(r.path, { ...limits, fs, ref: r.name });
     case 'store':
       return (await openStore({ ...options, fs })).loadTarget(r.name);
     case 'docker':
-      return loadRegistryTarget(formatImageRef(r), { authFs: fs, ...(options.registry ?? {}) });
+      return loadRegistryTarget(formatImageRef(r), { authFs: fs, ...(options.registry ?? {}), limits });
   }
 }
 
@@ -105,7 +113,7 @@ export async function saveTarget(target: Image | ImageIndex, ref: string | Image
   }
 }
 
-export interface CopyOptions extends SaveOptions {
+export interface CopyOptions extends SaveOptions, Pick<LoadOptions, 'limits'> {
   /**
    * Check every layer against its digest and diff_id before writing (default: when reading from
    * an archive, so a lying archive never reaches the destination).
@@ -119,7 +127,7 @@ export async function copyImage(source: string | ImageRef, destination: string |
   const dst = asRef(destination);
   const target = await loadTarget(src, options);
   const verify = options.verify ?? (src.transport === 'oci-archive' || src.transport === 'docker-archive');
-  if (verify) await verifyLayers(target, { onProgress: options.onProgress });
+  if (verify) await verifyLayers(target, { onProgress: options.onProgress, maxUncompressedBytes: options.limits?.layerLimits?.maxUncompressedBytes });
   const name = options.name ?? (src.transport === 'store' ? src.name : undefined);
   return saveTarget(target, dst, { ...options, ...(name ? { name } : {}) });
 }

@@ -132,6 +132,7 @@ export interface LayerLimits {
   maxEntries?: number;
   maxPathBytes?: number;
   maxUncompressedBytes?: number;
+  maxMetadataBytes?: number;
 }
 
 /** Layers (uncompressed tars, base first) put into a well-formed layout; run plain and gzip'd. */
@@ -516,6 +517,26 @@ export const LAYER_CASES: LayerCase[] = [
     limits: { maxEntries: 1000 },
     expect: fail('LIMIT_EXCEEDED', 'maxEntries'),
     expectWithDefaults: { safe: 'within the default 1,000,000 entries', check: (r) => has(r, 'f1000', 'file') },
+  },
+  {
+    kind: 'layers',
+    name: 'symlink target of 5000 bytes (PAX linkpath)',
+    layers: () => [L(pax({ linkpath: 't/'.repeat(2500) }), symlink('l', 'placeholder'))],
+    expect: fail('CORRUPT_ARCHIVE', 'no filesystem holds a target longer than PATH_MAX; held in memory otherwise'),
+  },
+  {
+    kind: 'layers',
+    name: 'xattrs of 70 KiB on one entry',
+    layers: () => [L(pax({ 'SCHILY.xattr.user.a': 'a'.repeat(40 << 10), 'SCHILY.xattr.user.b': 'b'.repeat(30 << 10) }), file('f', 'x'))],
+    expect: fail('LIMIT_EXCEEDED', 'an inode holds at most 64 KiB of xattrs on Linux'),
+  },
+  {
+    kind: 'layers',
+    name: 'names and link targets past a configured metadata budget',
+    layers: () => [L(...Array.from({ length: 200 }, (_, i) => symlink(`link-${i}-${'n'.repeat(60)}`, 't'.repeat(60))))],
+    limits: { maxMetadataBytes: 10_000 },
+    expect: fail('LIMIT_EXCEEDED', 'maxMetadataBytes: a layer\'s metadata is held in memory'),
+    expectWithDefaults: { safe: 'within the default 1 GiB', check: (r) => has(r, `link-199-${'n'.repeat(60)}`, 'symlink') },
   },
   {
     kind: 'layers',
