@@ -717,13 +717,15 @@ export class ImageBuilder {
       return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext, cache, chain };
     }
     let image: Image;
+    let rootfs: Rootfs;
     try {
       image = await this.resolveBase(this.base, wanted);
+      // Reading the base's layers is part of FROM: a base that resolves but cannot be read fails here.
+      rootfs = await image.flatten();
     } catch (err) {
       const describe = `FROM ${typeof this.base === 'string' ? this.base : '(image)'}`;
       throw wrapStepError(err, { describe, run: async (s) => s, origin: this.options.fromOrigin });
     }
-    const rootfs = await image.flatten();
     const baseExt = getImageExtension(image);
     // Inherited: layers, config (labels, env, history, author), the apps, the embedded image list.
     // Not inherited (sealer's rule): LAUNCH, CMDS, the extension env, other manifest annotations.

@@ -18,16 +18,8 @@ import { MT, OciImage, blobName, ociArchiveRecords, ociImage, okTar } from './ar
 import { LAYER_CASES, file, rawLayer, sha256, tar } from './corpus';
 import { expectNoFdLeak, leftovers, openFds, outcome, sandbox, snapshot } from './support';
 
-/**
- * KNOWN BUG, not ours to fix (lib/build is another engineer's): `ImageBuilder.initialState`
- * (lib/build/builder.ts) flattens the base *after* the try that wraps `resolveBase` in the FROM
- * step's BuildError, so a base that resolves but does not flatten (a hostile layer, a diff_id
- * that does not match) surfaces as the raw CORRUPT_ARCHIVE/DIGEST_MISMATCH/… instead of
- * BUILD_FAILED. The fix is to move `const rootfs = await image.flatten()` into that try (checked
- * on a copy of the tree: every case below then passes, store unchanged included). Until it lands
- * these cases are expected to fail; turn `flattenCase` back into `test` when it does.
- */
-const flattenCase = test.failing;
+// Reading the base's layers is part of the FROM step, so a base that resolves but cannot be
+// flattened (a hostile layer, a diff_id that does not match) fails as BUILD_FAILED naming FROM.
 
 /** BUILD_FAILED naming the FROM step, caused by `causeCode`. */
 function expectBuildFailed(result: unknown, causeCode: string): void {
@@ -79,7 +71,7 @@ describe('FROM a base in the store whose layers are hostile', () => {
 
   for (const c of cases) {
     const code = (c.expect as { code: string }).code;
-    flattenCase(`${c.name} → BUILD_FAILED(${code})`, async () => expectBuildFailed(await fromHostileBase(c), code));
+    test(`${c.name} → BUILD_FAILED(${code})`, async () => expectBuildFailed(await fromHostileBase(c), code));
   }
 
   test('meanwhile: every case fails with its code (raw or as the cause), the store unchanged', async () => {
@@ -164,7 +156,7 @@ describe('FROM a base a hostile registry serves', () => {
     }
   });
 
-  flattenCase('a well-formed base with a hostile layer: the pull stores the base, the build fails and stores nothing else', async () => {
+  test('a well-formed base with a hostile layer: the pull stores the base, the build fails and stores nothing else', async () => {
     reg.reset();
     const sb = sandbox('crfs-from-');
     try {
@@ -183,7 +175,7 @@ describe('FROM a base a hostile registry serves', () => {
 });
 
 describe('FROM a hostile archive', () => {
-  flattenCase('an oci-archive whose layer does not match its diff_id → BUILD_FAILED(DIGEST_MISMATCH)', async () => {
+  test('an oci-archive whose layer does not match its diff_id → BUILD_FAILED(DIGEST_MISMATCH)', async () => {
     const sb = sandbox('crfs-from-');
     try {
       const store = await ImageStore.open({ fs: diskFs, root: join(sb, 'store') });
