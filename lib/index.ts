@@ -170,7 +170,10 @@ export {
 } from './formats/docker-archive';
 export { openImageArchive, type ImageArchive, type ArchiveImage, type ArchiveFormat } from './formats/archive';
 export { TarArchive, writeTarArchive, type ArchiveMember, type ArchiveEntry, type ArchiveProgress, type ArchiveLimits } from './formats/archive-io';
-export { verifyLayers, type VerifyProgress, type VerifyOptions } from './formats/verify';
+export { verifyLayers, diffIdCheckedContent, type VerifyProgress, type VerifyOptions } from './formats/verify';
+export type { ImageReadLimits, LayerReadLimits } from './formats/blob-source';
+export type { LayoutLimits } from './formats/layout';
+export type { ArchiveReadLimits } from './formats/archive';
 export {
   compareRootfs,
   compareImages,

@@ -152,3 +152,31 @@ describe('third-party referees', () => {
     expect(fs.existsSync(join(dir, 'bundle', 'rootfs', 'statics', 'audit-policy.yml'))).toBe(false);
   });
 });
+
+describe('writeTarget on failure', () => {
+  test('no layer write starts after one fails, and the error comes only after running writes settle', async () => {
+    const { writeTarget } = await import('../../lib/image/write');
+    const events: string[] = [];
+    let running = 0;
+    const layers = ['a', 'b', 'c', 'd', 'e'].map((n) => Layer.empty().withFile(n, n));
+    const image = layers.reduce((img, l) => img.withLayer(l), Image.empty());
+    const target = {
+      has: async () => false,
+      putBytes: async () => undefined,
+      putContent: async () => undefined,
+      putLayer: async (layer: Layer) => {
+        const name = [...layer.entries()][0].path;
+        running++;
+        events.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, name === 'a' ? 5 : 40));
+        running--;
+        events.push(`end ${name}`);
+        if (name === 'a') throw new Error('a failed');
+        return { encoded: { diffId: 'sha256:' + '0'.repeat(64), digest: 'sha256:' + '1'.repeat(64), size: 1, mediaType: 'x', uncompressedSize: 1, compression: 'gzip' as const } };
+      },
+    };
+    await expect(writeTarget(image, target, { layerConcurrency: 2 })).rejects.toThrow('a failed');
+    expect(running).toBe(0);
+    expect(events).toEqual(['start a', 'start b', 'end a', 'end b']);
+  });
+});
