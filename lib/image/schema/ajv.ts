@@ -6,12 +6,18 @@
  * Compile a schema once (keep the ValidateFunction at module level) and call it many times;
  * compiling is far more expensive than validating.
  */
-import Ajv, { type ErrorObject, type Options } from 'ajv';
-import Ajv2019 from 'ajv/dist/2019';
-import AjvDraft04 from 'ajv-draft-04';
-import addFormats from 'ajv-formats';
-import draft07MetaSchema from 'ajv/dist/refs/json-schema-draft-07.json';
+import type Ajv from 'ajv';
+import type { ErrorObject, Options } from 'ajv';
 import type { SchemaIssue } from '../../errors';
+
+// ajv is loaded only when a schema must be compiled: precompiled validators (dist/) and the
+// error mapping below do not need it, and loading it costs ~30 ms of every CLI start.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const loadAjvDraft04 = () => require('ajv-draft-04').default as new (o: Options) => Ajv;
+const loadAjv2019 = () => require('ajv/dist/2019').default as new (o: Options) => Ajv;
+const loadAddFormats = () => require('ajv-formats').default as (ajv: Ajv) => Ajv;
+const loadDraft07Meta = () => require('ajv/dist/refs/json-schema-draft-07.json') as object;
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export type { ErrorObject, Options as AjvOptions, ValidateFunction } from 'ajv';
 export type AjvInstance = Ajv;
@@ -21,8 +27,9 @@ export type AjvInstance = Ajv;
  * `strict: false` because the OCI schemas use keywords ajv does not know (`media`).
  */
 export function createDraft04Ajv(options: Options = {}): Ajv {
+  const AjvDraft04 = loadAjvDraft04();
   const ajv = new AjvDraft04({ allErrors: true, strict: false, ...options });
-  addFormats(ajv);
+  loadAddFormats()(ajv);
   // ajv-draft-04 is a separate class with the same core; callers only use the core API.
   return ajv as unknown as Ajv;
 }
@@ -32,9 +39,10 @@ export function createDraft04Ajv(options: Options = {}): Ajv {
  * registered, so either `$schema` works). Reports every error, not only the first.
  */
 export function createAjv(options: Options = {}): Ajv {
+  const Ajv2019 = loadAjv2019();
   const ajv = new Ajv2019({ allErrors: true, allowUnionTypes: true, ...options });
-  ajv.addMetaSchema(draft07MetaSchema);
-  addFormats(ajv);
+  ajv.addMetaSchema(loadDraft07Meta());
+  loadAddFormats()(ajv);
   return ajv as unknown as Ajv;
 }
 

@@ -7,7 +7,7 @@
  * code into dist/.
  */
 import type { ValidateFunction } from 'ajv';
-import { createDraft04Ajv, type AjvInstance } from './ajv';
+import { createDraft04Ajv, type AjvInstance, type AjvOptions } from './ajv';
 import defs from './json/defs.json';
 import defsDescriptor from './json/defs-descriptor.json';
 import contentDescriptor from './json/content-descriptor.json';
@@ -104,8 +104,8 @@ const validators = new Map<OciDocumentKind, ValidateFunction>();
  * depths (`…/schema/descriptor` and `…/schema/image/manifest`), so each is registered under both
  * `…/schema/X` and `…/schema/image/X`, as the Go harness does.
  */
-function buildAjv(): AjvInstance {
-  const ajv = createDraft04Ajv();
+export function buildOciAjv(options: AjvOptions = {}): AjvInstance {
+  const ajv = createDraft04Ajv(options);
   for (const base of [SCHEMA_BASE, `${SCHEMA_BASE}image/`]) {
     ajv.addSchema(prepare(defs, `${base}defs.json`));
     ajv.addSchema(prepare(defsDescriptor, `${base}defs-descriptor.json`));
@@ -119,11 +119,37 @@ function buildAjv(): AjvInstance {
   return ajv;
 }
 
+/** The top-level schema id of each kind (what `scripts/compile-schemas.js` precompiles). */
+export function rootSchemaIds(): Record<OciDocumentKind, string> {
+  const out = {} as Record<OciDocumentKind, string>;
+  for (const kind of OCI_DOCUMENT_KINDS) out[kind] = topLevelId(ROOT_SCHEMAS[kind])!;
+  return out;
+}
+
+/**
+ * Validators compiled at build time (ajv standalone code, in dist/ only): loading them costs a
+ * few milliseconds where compiling costs ~80 ms, which every CLI command that reads an image paid.
+ * Missing (tests run from sources) or stale, the schemas are compiled here instead.
+ */
+let precompiled: Partial<Record<OciDocumentKind, ValidateFunction>> | null | undefined;
+
+function precompiledValidator(kind: OciDocumentKind): ValidateFunction | undefined {
+  if (precompiled === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      precompiled = require('./compiled-oci-validators.js') as Partial<Record<OciDocumentKind, ValidateFunction>>;
+    } catch {
+      precompiled = null;
+    }
+  }
+  return precompiled?.[kind];
+}
+
 /** The compiled validator for one kind; the first call compiles, later calls reuse it. */
 export function schemaValidator(kind: OciDocumentKind): ValidateFunction {
-  let validate = validators.get(kind);
+  let validate = validators.get(kind) ?? precompiledValidator(kind);
   if (!validate) {
-    ajvInstance ??= buildAjv();
+    ajvInstance ??= buildOciAjv();
     const id = topLevelId(ROOT_SCHEMAS[kind]);
     validate = id === undefined ? undefined : ajvInstance.getSchema(id);
     if (!validate) throw new Error(`internal: no schema registered for ${kind}`);
