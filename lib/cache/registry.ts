@@ -24,6 +24,7 @@ import { RegistryTarget, type PushStats, type RegistryProgress } from '../regist
 import type { ImageStore } from '../store/store';
 import { BlobRecord, BuildCache, StepRecord } from './build-cache';
 import { encoderIdentity } from './keys';
+import { mapLimited } from '../util/concurrency';
 
 /** `artifactType` of the cache manifest, and the media type of its config (the records). */
 export const BUILD_CACHE_ARTIFACT_TYPE = 'application/vnd.cloudrootfs.build-cache.v1';
@@ -70,15 +71,6 @@ interface CacheDocument {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
-async function mapLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-      while (next < items.length) await fn(items[next++]);
-    }),
-  );
-}
 
 function asCache(store: ImageStore | BuildCache): BuildCache {
   return store instanceof BuildCache ? store : BuildCache.open(store);

@@ -25,6 +25,7 @@ import { parseOciDocument } from '../image/schema';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
 import { isIndexMediaType, isLayerMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
 import type { ReadLayerOptions } from '../tar/read';
+import { mapLimited } from '../util/concurrency';
 
 /** Bounds for reading layer blobs (see ReadLayerOptions for the defaults). */
 export type LayerReadLimits = Pick<ReadLayerOptions, 'maxEntries' | 'maxPathBytes' | 'maxUncompressedBytes' | 'maxMetadataBytes'>;
@@ -248,23 +249,3 @@ export async function loadFromBlobSource(source: BlobSource, descriptor: Descrip
   return new DocumentGraph(source, limits).load(descriptor);
 }
 
-/** `fn` over `items`, at most `limit` at once; results in order. Stops taking new items after a failure. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-      while (!failed && next < items.length) {
-        const i = next++;
-        try {
-          out[i] = await fn(items[i]);
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }
-    }),
-  );
-  return out;
-}

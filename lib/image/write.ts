@@ -12,6 +12,7 @@ import { CloudRootfsError, InvalidImageError } from '../errors';
 import { errnoCode } from '../fs';
 import { serializeImage, serializeIndex, WrittenLayer } from './serialize';
 import type { Descriptor } from './types';
+import { mapLimited } from '../util/concurrency';
 
 export interface BlobTarget {
   /** True when the destination already holds this blob. */
@@ -39,33 +40,6 @@ export interface WriteImageOptions extends EncodeLayerOptions {
   /** Layers written at once (default 2: each already uses every core for compression). */
   layerConcurrency?: number;
   onProgress?: (event: WriteProgress) => void;
-}
-
-/**
- * `fn` over items with at most `limit` running. After the first failure no new item starts, and
- * the failure is reported only once every running item has settled — so a caller that cleans up
- * (or a registry that must not see a manifest) never races a write still in flight.
- */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  let firstError: unknown;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-      while (!failed && next < items.length) {
-        const i = next++;
-        try {
-          out[i] = await fn(items[i], i);
-        } catch (err) {
-          if (!failed) firstError = err;
-          failed = true;
-        }
-      }
-    }),
-  );
-  if (failed) throw firstError;
-  return out;
 }
 
 async function writeLayers(image: Image, target: BlobTarget, options: WriteImageOptions): Promise<WrittenLayer[]> {

@@ -18,6 +18,7 @@ import { EMPTY_CHILDREN, FsNode, canonicalWalk, getNode } from '../rootfs/node';
 import { PMap, diffMaps } from '../rootfs/pmap';
 import { Rootfs } from '../rootfs/rootfs';
 import { Layer } from './layer';
+import { mapLimited } from '../util/concurrency';
 
 interface Plan {
   entries: Map<string, Entry>;
@@ -63,15 +64,6 @@ function compareDirs(plan: Plan, path: string, a: FsNode, b: FsNode): void {
   });
 }
 
-/** Run `fn` over items with at most `limit` in flight. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
-}
-
 export interface DiffOptions {
   /** Parallel content comparisons when bytes must be hashed (default 4). */
   concurrency?: number;
@@ -83,7 +75,7 @@ export async function diff(lower: Rootfs, upper: Rootfs, options: DiffOptions = 
     if (!sameMetadata(lower.rootEntry, upper.rootEntry)) plan.entries.set('', upper.rootEntry);
     compareDirs(plan, '', lower.root, upper.root);
   }
-  await forEachLimited(plan.candidates, options.concurrency ?? 4, async ({ path, a, b }) => {
+  await mapLimited(plan.candidates, options.concurrency ?? 4, async ({ path, a, b }) => {
     if (!(await contentEquals(a.content, b.content))) plan.entries.set(path, b);
   });
 

@@ -36,6 +36,7 @@ import { registryBlobContent } from '../blob-content';
 import { manifestRef, RegistryClientPool, type RegistryAccessOptions } from '../remote';
 import type { CollectedImage } from './collect';
 import { blobDataPath, DistributionStorage, type StorageStats } from './storage';
+import { mapLimited } from '../../util/concurrency';
 
 export type EmbeddedImageRequest = string | ContainerImageRef | CollectedImage;
 
@@ -297,22 +298,3 @@ function normalizeAttributes(rootfs: Rootfs): Rootfs {
   return out;
 }
 
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-      while (next < items.length && !failed) {
-        const i = next++;
-        try {
-          out[i] = await fn(items[i]);
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }
-    }),
-  );
-  return out;
-}
