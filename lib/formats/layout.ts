@@ -30,6 +30,7 @@ import { parseOciDocument } from '../image/schema';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { BlobTarget, WriteImageOptions, writeTarget } from '../image/write';
 import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, ImageReadLimits, LayerReadLimits } from './blob-source';
+import { writeVerifiedFile } from '../util/verified-write';
 
 export { imageFromDocuments } from './blob-source';
 export type { LayerReadLimits };
@@ -175,22 +176,7 @@ export class OciLayout implements BlobTarget, BlobSource {
     if (await this.has(descriptor)) return;
     const path = this.blobPath(descriptor.digest);
     await ensureDir(this.fs, posix.dirname(path));
-    const counter = new DigestCounter();
-    await writeStreamAtomic(
-      this.fs,
-      path,
-      async (write) => {
-        for await (const chunk of content.open()) {
-          counter.update(chunk as Buffer);
-          await write(chunk as Buffer);
-        }
-      },
-      () => {
-        if (counter.size !== descriptor.size) throw new SizeMismatchError(descriptor.size, counter.size, `blob ${descriptor.digest}`);
-        if (counter.digest() !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, counter.digest(), 'blob');
-        return undefined;
-      },
-    );
+    await writeVerifiedFile(this.fs, path, content.open(), descriptor);
   }
 
   async putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: Awaited<ReturnType<typeof encodeLayer>>; blob: Content }> {

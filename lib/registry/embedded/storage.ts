@@ -16,7 +16,7 @@ import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Content } from '../../content';
 import { DigestCounter } from '../../compress';
-import { DigestMismatchError, InvalidReferenceError, SizeMismatchError } from '../../errors';
+import { DigestMismatchError, InvalidReferenceError } from '../../errors';
 import { lstatOrUndefined, type FileSystem } from '../../fs';
 import { checkDigest } from '../../image/digest';
 import type { Descriptor } from '../../image/types';
@@ -26,6 +26,7 @@ import { isValidRepository, isValidTag } from '../../reference/docker';
 import { encodeLayer, type EncodedLayer, type EncodeLayerOptions } from '../../tar/write';
 import { ensureDir, writeFileAtomic, writeStreamAtomic } from '../../util/atomic';
 import { isManifestLike } from '../target';
+import { writeVerifiedFile } from '../../util/verified-write';
 
 export const STORAGE_PREFIX = 'docker/registry/v2';
 
@@ -88,24 +89,7 @@ export class DistributionStorage {
 
   /** Stream a blob in, checking digest and size before it gets its name. */
   async putBlobStream(open: () => Readable, descriptor: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
-    await this.once(descriptor.digest, descriptor.size, async (path) => {
-      const counter = new DigestCounter();
-      await writeStreamAtomic(
-        this.fs,
-        path,
-        async (write) => {
-          for await (const chunk of open()) {
-            counter.update(chunk as Buffer);
-            await write(chunk as Buffer);
-          }
-        },
-        () => {
-          if (counter.size !== descriptor.size) throw new SizeMismatchError(descriptor.size, counter.size, `blob ${descriptor.digest}`);
-          if (counter.digest() !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, counter.digest(), 'blob');
-          return undefined;
-        },
-      );
-    });
+    await this.once(descriptor.digest, descriptor.size, (path) => writeVerifiedFile(this.fs, path, open(), descriptor));
   }
 
   /** Encode a changeset layer straight into the blob store; its name is known once it is written. */

@@ -1,0 +1,30 @@
+/** Copy a stream to a file atomically, checking its size and sha256 before the file gets its name. */
+import type { Readable } from 'node:stream';
+import { DigestCounter } from '../compress';
+import { DigestMismatchError, SizeMismatchError } from '../errors';
+import type { FileSystem } from '../fs';
+import { writeStreamAtomic } from './atomic';
+
+export async function writeVerifiedFile(
+  fs: FileSystem,
+  path: string,
+  source: Readable,
+  expected: { digest: string; size: number },
+): Promise<void> {
+  const counter = new DigestCounter();
+  await writeStreamAtomic(
+    fs,
+    path,
+    async (write) => {
+      for await (const chunk of source) {
+        counter.update(chunk as Buffer);
+        await write(chunk as Buffer);
+      }
+    },
+    () => {
+      if (counter.size !== expected.size) throw new SizeMismatchError(expected.size, counter.size, `blob ${expected.digest}`);
+      if (counter.digest() !== expected.digest) throw new DigestMismatchError(expected.digest, counter.digest(), 'blob');
+      return undefined;
+    },
+  );
+}
