@@ -13,9 +13,7 @@ import { Image, ImageIndex } from '../image/image';
 import { normalizePlatform, parsePlatform, platformMatches } from '../image/platform';
 import type { Descriptor } from '../image/types';
 import { writeTarget } from '../image/write';
-import { readOciLayout } from '../formats/layout';
-import { readOciArchive } from '../formats/oci-archive';
-import { readDockerArchive } from '../formats/docker-archive';
+import { loadLocalTarget } from '../formats/local';
 import type { EncodeLayerOptions } from '../tar/write';
 import { parseImageRef } from '../reference/transport';
 import { pullImage, type ImageStoreLike, type PlatformChoice } from './pull';
@@ -104,11 +102,9 @@ async function loadSource(source: string, options: PushOptions): Promise<Image |
     case 'docker':
       return pullImage(source, { ...options, platforms: 'all', platform: undefined });
     case 'oci':
-      return readOciLayout(ref.path, { fs, ref: ref.tag });
     case 'oci-archive':
-      return readOciArchive(ref.path, { fs, ref: ref.tag });
     case 'docker-archive':
-      return readDockerArchive(ref.path, { fs, ref: ref.name });
+      return loadLocalTarget(ref, fs);
     case 'store':
       if (options.store) return options.store.loadTarget(ref.name);
       throw new UsageError(`${source} names an image in the store: pass options.store (or load it and push the Image)`);

@@ -9,6 +9,7 @@ import { createAjv, issuesFromAjv } from '../image/schema/ajv';
 import imageExtensionSchema from './schemas/image-extension.json';
 import containerImagesSchema from './schemas/container-images.json';
 import metadataSchema from './schemas/metadata.json';
+import { parseJsonText } from '../image/schema';
 
 export type SealerSchemaKind = 'image-extension' | 'container-images' | 'metadata';
 
@@ -45,8 +46,7 @@ export function validateSealerDocument(kind: SealerSchemaKind, value: unknown, f
 export function parseSealerDocument<T>(kind: SealerSchemaKind, input: string | Uint8Array, file?: string): T {
   let value: unknown;
   try {
-    const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
-    value = JSON.parse(text);
+    value = parseJsonText(input);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new SchemaValidationError(SCHEMAS[kind].name, [{ field: '', message: `is not valid UTF-8 JSON (${reason})`, ...(file ? { file } : {}) }], file);

@@ -7,9 +7,10 @@ import { FileSystem, diskFs } from '../fs';
 import { Image, ImageIndex, selectImage } from '../image/image';
 import type { Descriptor, Platform } from '../image/types';
 import type { WriteImageOptions, WriteProgress } from '../image/write';
-import { readOciLayout, writeOciLayout } from '../formats/layout';
-import { readOciArchive, writeOciArchive } from '../formats/oci-archive';
-import { readDockerArchive, writeDockerArchive } from '../formats/docker-archive';
+import { writeOciLayout } from '../formats/layout';
+import { loadLocalTarget } from '../formats/local';
+import { writeOciArchive } from '../formats/oci-archive';
+import { writeDockerArchive } from '../formats/docker-archive';
 import type { ArchiveReadLimits } from '../formats/archive';
 import type { ArchiveProgress } from '../formats/archive-io';
 import { verifyLayers, type VerifyProgress } from '../formats/verify';
@@ -56,11 +57,9 @@ export async function loadTarget(ref: string | ImageRef, options: LoadOptions = 
   const limits = options.limits ?? {};
   switch (r.transport) {
     case 'oci':
-      return readOciLayout(r.path, { ...limits, fs, ref: r.tag });
     case 'oci-archive':
-      return readOciArchive(r.path, { ...limits, fs, ref: r.tag });
     case 'docker-archive':
-      return readDockerArchive(r.path, { ...limits, fs, ref: r.name });
+      return loadLocalTarget(r, fs, limits);
     case 'store':
       return (await openStore({ ...options, fs })).loadTarget(r.name);
     case 'docker':

@@ -18,6 +18,15 @@ export { OCI_DOCUMENT_KINDS } from './oci-schemas';
 export { createAjv, createDraft04Ajv, issuesFromAjv } from './ajv';
 export { digestProblem, decodeStrictBase64 } from './checks';
 
+/**
+ * JSON from text or bytes. Bytes must be strict UTF-8; a BOM is not skipped (I-JSON, and what
+ * Go's decoder accepts). Throws the decoder's or JSON.parse's error.
+ */
+export function parseJsonText(input: string | Uint8Array): unknown {
+  const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
+  return JSON.parse(text);
+}
+
 export interface OciValidationOptions extends SemanticCheckOptions {
   /** Where the document came from; copied into every issue and the error message. */
   file?: string;
@@ -79,8 +88,7 @@ export function parseOciDocument<T = unknown>(
   assertKind(kind);
   let value: unknown;
   try {
-    const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
-    value = JSON.parse(text);
+    value = parseJsonText(input);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const issue: SchemaIssue = { field: '', message: `is not valid UTF-8 JSON (${reason})` };

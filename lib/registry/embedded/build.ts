@@ -22,9 +22,7 @@ import { parseOciDocument } from '../../image/schema';
 import type { Descriptor, ImageIndexDocument, ImageManifest, Platform } from '../../image/types';
 import { writeTarget } from '../../image/write';
 import { Layer } from '../../layer/layer';
-import { readOciLayout } from '../../formats/layout';
-import { readOciArchive } from '../../formats/oci-archive';
-import { readDockerArchive } from '../../formats/docker-archive';
+import { isLocalImageRef, loadLocalTarget } from '../../formats/local';
 import { isIndexMediaType, isManifestMediaType, MEDIA_TYPES } from '../../media-types';
 import { formatReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../reference/docker';
 import { readRootfsFromDirectory } from '../../rootfs/io';
@@ -192,16 +190,10 @@ async function loadLocal(source: string | Image | ImageIndex, options: BuildRegi
   if (typeof source !== 'string') return source;
   if (options.load) return options.load(source);
   const ref = parseImageRef(source);
-  switch (ref.transport) {
-    case 'oci':
-      return readOciLayout(ref.path, { fs, ref: ref.tag });
-    case 'oci-archive':
-      return readOciArchive(ref.path, { fs, ref: ref.tag });
-    case 'docker-archive':
-      return readDockerArchive(ref.path, { fs, ref: ref.name });
-    default:
-      throw new UsageError(`local source ${source}: expected oci:, oci-archive: or docker-archive: (or pass options.load)`);
+  if (!isLocalImageRef(ref)) {
+    throw new UsageError(`local source ${source}: expected oci:, oci-archive: or docker-archive: (or pass options.load)`);
   }
+  return loadLocalTarget(ref, fs);
 }
 
 async function storeRemote(
