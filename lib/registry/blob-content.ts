@@ -23,6 +23,15 @@ export function blobOrigin(content: Content): BlobOrigin | undefined {
   return origins.get(content);
 }
 
+/**
+ * True when reading `content` checks it against `descriptor` on its own: a registry blob's stream
+ * fails before it ends unless its bytes have exactly that size and digest (the client hashes them
+ * as they pass). A writer that names its file only after a clean end needs no hash of its own.
+ */
+export function verifiesItself(content: Content, descriptor: { digest: string; size: number }): boolean {
+  return origins.get(content)?.digest === descriptor.digest && content.size === descriptor.size;
+}
+
 export interface RegistryBlobOptions {
   /** Called as bytes arrive (progress). */
   onBytes?: (digest: string, done: number, total: number) => void;

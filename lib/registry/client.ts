@@ -852,7 +852,11 @@ export class RegistryClient {
 
       const replayable = typeof req.body !== 'function';
       if (res.status === 401 && useRegistryAuth && !authRetried && replayable) {
-        if (await this.auth.onUnauthorized(res, req.scopes, headers.get('authorization') ?? undefined)) {
+        const retryWithAuth = await this.auth.onUnauthorized(res, req.scopes, headers.get('authorization') ?? undefined).catch(async (err) => {
+          await discard(res); // an unsupported scheme: nobody reads this response
+          throw err;
+        });
+        if (retryWithAuth) {
           authRetried = true;
           await discard(res);
           continue;

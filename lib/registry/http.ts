@@ -3,7 +3,7 @@
  * error bodies, media types, Link pagination, and which scheme a host gets.
  */
 import { CloudRootfsError, LimitExceededError, NetworkError, type RegistryErrorEntry } from '../errors';
-import { describeNetworkFailure } from './retry';
+import { describeNetworkFailure, isAbortError } from './retry';
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -53,7 +53,8 @@ export async function readCapped(res: Response, max: number, what: string, limit
       parts.push(chunk);
     }
   } catch (err) {
-    if (err instanceof CloudRootfsError) {
+    // Our own limit, or the caller's abort: not a transport failure (and never worth a retry).
+    if (err instanceof CloudRootfsError || isAbortError(err)) {
       await discard(res);
       throw err;
     }

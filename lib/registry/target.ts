@@ -92,18 +92,16 @@ export class RegistryTarget implements BlobTarget {
     // Manifests go up through putManifest (with their media type), never as blobs.
     if (isManifestLike(descriptor.mediaType)) return;
     // A config read from a registry sits next to its layers: try a mount from where they came from.
-    const mountFrom = [...this.sourceRepositories, ...(this.options.mountFrom ?? [])].filter((r) => r !== this.repository);
-    await this.upload(descriptor, { digest: descriptor.digest, size: descriptor.size, open: () => Readable.from([bytes], { objectMode: false }) }, [...new Set(mountFrom)]);
+    const source = { digest: descriptor.digest, size: descriptor.size, open: () => Readable.from([bytes], { objectMode: false }) };
+    await this.upload(descriptor, source, this.mountSources(this.sourceRepositories));
   }
 
   async putContent(content: Content, descriptor: Descriptor): Promise<void> {
     const origin = blobOrigin(content);
-    if (origin && origin.registry === this.client.registry) this.sourceRepositories.add(origin.repository);
-    const mountFrom = [
-      ...(origin && origin.registry === this.client.registry && origin.repository !== this.repository ? [origin.repository] : []),
-      ...(this.options.mountFrom ?? []).filter((r) => r !== this.repository && r !== origin?.repository),
-    ];
-    await this.upload(descriptor, { digest: descriptor.digest, size: descriptor.size, open: () => content.open() }, mountFrom);
+    const sameRegistry = origin !== undefined && origin.registry === this.client.registry;
+    if (sameRegistry) this.sourceRepositories.add(origin.repository);
+    const source = { digest: descriptor.digest, size: descriptor.size, open: () => content.open() };
+    await this.upload(descriptor, source, this.mountSources(sameRegistry ? [origin.repository] : []));
   }
 
   async putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: EncodedLayer; blob: Content }> {
@@ -173,6 +171,11 @@ export class RegistryTarget implements BlobTarget {
       this.uploads.set(descriptor.digest, running);
     }
     return running;
+  }
+
+  /** Repositories to try a mount from: `first`, then `options.mountFrom`; never this one, each once. */
+  private mountSources(first: Iterable<string>): string[] {
+    return [...new Set([...first, ...(this.options.mountFrom ?? [])])].filter((r) => r !== this.repository);
   }
 
   private record(result: PutBlobResult): void {

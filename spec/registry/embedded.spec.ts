@@ -19,7 +19,7 @@ import { pushImage } from '../../lib/registry/push';
 import { writeRootfsToDirectory } from '../../lib/rootfs/io';
 import { Rootfs } from '../../lib/rootfs/rootfs';
 import { getContainerImages } from '../../lib/sealer/extension';
-import { describeWithRegistry, startTestRegistry, type TestRegistry } from '../support/registry';
+import { describeWithRegistry, startFaultProxy, startTestRegistry, type TestRegistry } from '../support/registry';
 import { requireTool } from '../support/tools';
 import { contentsOf, randomTag, sampleImage, sampleIndex, sampleBase, skopeo, skopeoRawDigest, tempDir } from './images';
 
@@ -230,6 +230,29 @@ describeWithRegistry('none', 'embedded registry', () => {
     await expect(
       buildRegistryLayer([appRef], { workDir: path.join(work, 'build-s390x'), platform: 'linux/s390x', authFile: false }),
     ).rejects.toMatchObject({ code: 'PLATFORM_NOT_FOUND' });
+  });
+
+  it('refuses a blob corrupted in transit: DIGEST_MISMATCH, and neither the blob nor a temporary file is left', async () => {
+    const image = sampleImage(arm64, `corrupt-${run}`, { seed: `corrupt-${run}`, bigFile: 256 * 1024 });
+    const ref = `${source.host}/cloudrootfs-spec/corrupt-${run}:v1`;
+    await pushImage(image, `docker://${ref}`, { authFile: false });
+    const pulled = (await pullImage(`docker://${ref}`, { authFile: false })) as Image;
+    const manifest = JSON.parse(pulled.stored!.manifest.toString('utf8')) as { layers: Array<{ digest: string }> };
+    const layer = manifest.layers[0].digest; // the base, with the 256 KiB file: offset 12345 is inside it
+    const proxy = await startFaultProxy(source.host);
+    try {
+      proxy.inject({ method: 'GET', path: new RegExp(`/blobs/${layer}`), fault: { kind: 'corrupt-response', offset: 12345 } });
+      const workDir = path.join(work, 'build-corrupt');
+      await expect(
+        buildRegistryLayer([ref.replace(source.host, proxy.host)], { workDir, platform: arm64, authFile: false, retries: 0 }),
+      ).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+      const left = await listFiles(path.join(workDir, 'registry'));
+      expect(left).not.toContain(blobDataPath(layer));
+      expect(left.filter((f) => path.posix.basename(f).startsWith('.tmp-'))).toEqual([]);
+      expect(proxy.log.some((r) => r.fault === 'corrupt-response')).toBe(true);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('makes the same layer (same digest) when built twice from the same sources', async () => {

@@ -13,7 +13,10 @@ import {
   storeCredentials,
 } from '../../lib/registry/auth-file';
 import { parseChallenges } from '../../lib/registry/challenge';
-import { RegistryClient, isLoopbackHost, nextLink } from '../../lib/registry/client';
+import { bufferContent } from '../../lib/content';
+import { registryBlobContent } from '../../lib/registry/blob-content';
+import { RegistryClient, isLoopbackHost, nextLink, type BlobSource, type PutBlobOptions, type PutBlobResult } from '../../lib/registry/client';
+import { RegistryTarget } from '../../lib/registry/target';
 import { backoffDelay, isNetworkFailure, isRetryableStatus, parseRetryAfter, retryDelay } from '../../lib/registry/retry';
 
 function memfs(): FileSystem {
@@ -154,6 +157,27 @@ describe('transport rules', () => {
     await expect(c.listTags('a/b', { pageSize: 2 })).resolves.toEqual(['1', '2', '3', '4', '5']);
     expect(asked).toEqual(Object.keys(pages));
   });
+
+  it('reports an abort while a body is read as the abort, not as a network failure to retry', async () => {
+    let requests = 0;
+    const stub = (async () => {
+      requests++;
+      const aborted = new DOMException('This operation was aborted', 'AbortError');
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"schemaVersion":'));
+        },
+        pull(controller) {
+          controller.error(aborted);
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    }) as typeof fetch;
+    const c = new RegistryClient({ registry: 'reg.test', insecure: true, authFile: false, fetch: stub, retries: 2, retryBaseDelayMs: 1 });
+    const failure = await c.getManifest('a/b', 'v1').catch((err: unknown) => err);
+    expect(failure).toMatchObject({ name: 'AbortError' });
+    expect(requests).toBe(1);
+  });
 });
 
 describe('auth files', () => {
@@ -249,5 +273,38 @@ describe('auth files', () => {
     await expect(findCredentials('reg.lan', { fs, authFile: '/bad.json' })).rejects.toBeInstanceOf(AuthError);
     await fs.promises.writeFile('/arr.json', '{"auths": []}');
     await expect(findCredentials('reg.lan', { fs, authFile: '/arr.json' })).rejects.toBeInstanceOf(AuthError);
+  });
+});
+
+describe('RegistryTarget mount sources', () => {
+  /** A client that records what putBlob was asked to mount from, and says it mounted. */
+  function recordingClient(registry: string): { client: RegistryClient; mounts: string[][] } {
+    const mounts: string[][] = [];
+    const client = {
+      registry,
+      async putBlob(_repo: string, source: BlobSource, options: PutBlobOptions = {}): Promise<PutBlobResult> {
+        mounts.push([...((options.mountFrom as string[] | undefined) ?? [])]);
+        return { digest: source.digest!, size: source.size!, outcome: 'mounted', attempts: 0 };
+      },
+    } as unknown as RegistryClient;
+    return { client, mounts };
+  }
+  const blob = bufferContent('layer bytes');
+  const descriptor = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: blob.digest!, size: blob.size };
+
+  it('tries the origin repository first when the blob comes from the same registry, then mountFrom, each once', async () => {
+    const { client, mounts } = recordingClient('dest.example:5000');
+    const target = new RegistryTarget(client, 'team/app', { mountFrom: ['team/base', 'team/origin', 'team/app', 'team/base'] });
+    const origin = registryBlobContent(new RegistryClient({ registry: 'dest.example:5000', authFile: false }), 'team/origin', descriptor);
+    await target.putContent(origin, descriptor);
+    expect(mounts).toEqual([['team/origin', 'team/base']]);
+  });
+
+  it('keeps a mountFrom repository that shares its name with an origin on another registry', async () => {
+    const { client, mounts } = recordingClient('dest.example:5000');
+    const target = new RegistryTarget(client, 'team/app', { mountFrom: ['team/origin'] });
+    const elsewhere = registryBlobContent(new RegistryClient({ registry: 'other.example:5000', authFile: false }), 'team/origin', descriptor);
+    await target.putContent(elsewhere, descriptor);
+    expect(mounts).toEqual([['team/origin']]);
   });
 });

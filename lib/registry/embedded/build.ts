@@ -222,8 +222,7 @@ async function storeRemote(
   const manifest = parseOciDocument<ImageManifest>(kind, chosen.bytes, { file: `${where} (manifest)` });
   const blobs: Descriptor[] = [manifest.config, ...manifest.layers];
   await mapLimited(blobs, options.blobConcurrency ?? 3, async (d) => {
-    const content = registryBlobContent(client, repository, d);
-    await storage.putBlobStream(() => content.open(), d);
+    await storage.putBlobContent(registryBlobContent(client, repository, d), d);
     await storage.linkBlob(repository, d.digest);
   });
   // Manifests after their blobs, the tag last.

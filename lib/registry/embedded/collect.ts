@@ -20,6 +20,7 @@
  * as sealer skips them, and reported through `onSkipped`.
  */
 import * as yaml from 'js-yaml';
+import { readContentText } from '../../content';
 import type { Entry } from '../../entry';
 import { InvalidReferenceError } from '../../errors';
 import { normalizeReference } from '../../reference/docker';
@@ -269,7 +270,7 @@ async function readIfFile(rootfs: Rootfs, path: string): Promise<string | undefi
     return undefined;
   }
   if (entry.content.size > MAX_SCANNED_FILE) return undefined;
-  return (await rootfs.readFile(path)).toString('utf8');
+  return readContentText(entry.content);
 }
 
 function normalizeOrUndefined(text: string): string | undefined {

@@ -15,7 +15,7 @@
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Content } from '../../content';
-import { DigestCounter } from '../../compress';
+import { digestOfBuffer } from '../../compress';
 import { DigestMismatchError, InvalidReferenceError } from '../../errors';
 import { lstatOrUndefined, type FileSystem } from '../../fs';
 import { checkDigest } from '../../image/digest';
@@ -24,7 +24,8 @@ import type { BlobTarget } from '../../image/write';
 import type { Layer } from '../../layer/layer';
 import { isValidRepository, isValidTag } from '../../reference/docker';
 import { encodeLayer, type EncodedLayer, type EncodeLayerOptions } from '../../tar/write';
-import { ensureDir, writeFileAtomic, writeStreamAtomic } from '../../util/atomic';
+import { ensureDir, pumpTo, writeFileAtomic, writeStreamAtomic } from '../../util/atomic';
+import { verifiesItself } from '../blob-content';
 import { isManifestLike } from '../target';
 import { writeVerifiedFile } from '../../util/verified-write';
 
@@ -44,15 +45,9 @@ export interface DistributionStorageOptions {
   preexisting?: (digest: string) => boolean;
 }
 
-/** `sha256:<hex>` path parts, refusing anything that is not a plain digest (no path games). */
-function digestParts(digest: string): { algorithm: string; hex: string } {
-  const [algorithm, hex] = checkDigest(digest);
-  return { algorithm, hex };
-}
-
 /** The `blobs/…/data` path of a digest, relative to the storage root (`<rootfs>/registry`). */
 export function blobDataPath(digest: string): string {
-  const { algorithm, hex } = digestParts(digest);
+  const [algorithm, hex] = checkDigest(digest); // refuses anything but a plain digest: no path games
   return posix.join(STORAGE_PREFIX, 'blobs', algorithm, hex.slice(0, 2), hex, 'data');
 }
 
@@ -80,7 +75,7 @@ export class DistributionStorage {
 
   /** Store small bytes (manifests, configs), checking their digest. */
   async putBlobBytes(bytes: Buffer, digest: string): Promise<void> {
-    const actual = new DigestCounter().update(bytes).digest();
+    const actual = digestOfBuffer(bytes);
     if (actual !== digest) throw new DigestMismatchError(digest, actual, 'blob');
     await this.once(digest, bytes.length, async (path) => {
       await writeFileAtomic(this.fs, path, bytes, { durable: false });
@@ -90,6 +85,17 @@ export class DistributionStorage {
   /** Stream a blob in, checking digest and size before it gets its name. */
   async putBlobStream(open: () => Readable, descriptor: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
     await this.once(descriptor.digest, descriptor.size, (path) => writeVerifiedFile(this.fs, path, open(), descriptor));
+  }
+
+  /**
+   * Copy a blob from `content`, checked before it gets its name. A registry blob is checked by the
+   * client as it streams (its stream fails before it ends), so its bytes are hashed once, not twice.
+   */
+  async putBlobContent(content: Content, descriptor: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
+    if (!verifiesItself(content, descriptor)) return this.putBlobStream(() => content.open(), descriptor);
+    await this.once(descriptor.digest, descriptor.size, async (path) => {
+      await writeStreamAtomic(this.fs, path, (write) => pumpTo(content.open(), write));
+    });
   }
 
   /** Encode a changeset layer straight into the blob store; its name is known once it is written. */
@@ -151,20 +157,20 @@ export class DistributionStorage {
 
   /** `_layers/…/link`: the repository may serve this blob (configs and layers). */
   async linkBlob(repository: string, digest: string): Promise<void> {
-    const { algorithm, hex } = digestParts(digest);
+    const [algorithm, hex] = checkDigest(digest);
     await this.writeLink(this.repoPath(repository, '_layers', algorithm, hex, 'link'), digest);
   }
 
   /** `_manifests/revisions/…/link`: the repository holds this manifest or index. */
   async linkManifest(repository: string, digest: string): Promise<void> {
-    const { algorithm, hex } = digestParts(digest);
+    const [algorithm, hex] = checkDigest(digest);
     await this.writeLink(this.repoPath(repository, '_manifests', 'revisions', algorithm, hex, 'link'), digest);
   }
 
   /** Point `tag` at a manifest the repository holds. */
   async tag(repository: string, tag: string, digest: string): Promise<void> {
     if (!isValidTag(tag)) throw new InvalidReferenceError(tag, 'not a valid tag');
-    const { algorithm, hex } = digestParts(digest);
+    const [algorithm, hex] = checkDigest(digest);
     await this.writeLink(this.repoPath(repository, '_manifests', 'tags', tag, 'index', algorithm, hex, 'link'), digest);
     await this.writeLink(this.repoPath(repository, '_manifests', 'tags', tag, 'current', 'link'), digest);
   }
@@ -195,7 +201,7 @@ class RepositoryWriter implements BlobTarget {
   }
 
   async putContent(content: Content, descriptor: Descriptor): Promise<void> {
-    await this.storage.putBlobStream(() => content.open(), descriptor);
+    await this.storage.putBlobContent(content, descriptor);
     await this.link(descriptor);
   }
 
