@@ -16,7 +16,7 @@
  * History `created` and the config's `created` are the source date epoch (default 0, or
  * `SOURCE_DATE_EPOCH`), mtimes are clamped to it, and copied files are owned by 0:0.
  */
-import { BuildCache, chainNext, chainStart, computeDiffId, copyStepKey, layerIdentity, setLayerIdentity, type StepKey } from '../cache';
+import type { BuildCache } from '../cache';
 import { Content } from '../content';
 import { AttributeOptions, directoryEntry, fileEntry, symlinkEntry } from '../entry';
 import { BuildError, CloudRootfsError, ImageNotFoundError, KubefileSyntaxError, NotFoundError, UsageError } from '../errors';
@@ -25,29 +25,31 @@ import { Image, ImageIndex, timestamp } from '../image/image';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../image/platform';
 import type { HistoryEntry, Platform } from '../image/types';
 import { diff } from '../layer/diff';
-import { Layer } from '../layer/layer';
 import { cleanPath } from '../path';
 import { Rootfs } from '../rootfs/rootfs';
-import { ImageStore } from '../store/store';
 import {
   APP_INSTALLER,
   DEFAULT_BUILD_CLIENT,
   KUBE_INSTALLER,
   SEALER_CONTAINER_IMAGES_ANNOTATION,
-  SEALER_LABELS,
-  defaultImageExtension,
   getImageExtension,
   withImageExtension,
+  withKubeCni,
+  withKubeCsi,
   withMetadata,
+  withSealerVersion,
+  withSupportedKubeVersion,
   type CloudRootfsMetadata,
   type ImageExtension,
   type SealerApplication,
 } from '../sealer';
 import { loadTarget, parseImageRef } from '../transports';
 import { isRemoteSource, unpackArchives } from './add';
-import { APP_NAME, appDirectory, detectApp } from './apps';
+import { appDirectory, detectApp } from './apps';
+import { CacheLink, CopyKeyInput, baseLink, linkLayer, scratchLink, selectBuildCache } from './cache-link';
 import { BuildContext, readBuildContext } from './context';
 import { CopyMode, Owner, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
+import { ExtensionState, checkAppName, finalExtension, findApp, initialExtensionState, updateApp, withApp } from './extension-state';
 import {
   appCmdsHistory,
   appEnvHistory,
@@ -167,15 +169,6 @@ interface Session {
   cache?: BuildCache | null;
 }
 
-interface ExtensionState {
-  type: ImageType;
-  applications: SealerApplication[];
-  launchCmds: string[];
-  appNames?: string[];
-  env: Record<string, string>;
-  usedCmd: boolean;
-}
-
 interface State {
   platform: Platform;
   epoch: number;
@@ -184,12 +177,8 @@ interface State {
   current: Rootfs;
   pending: string[];
   ext: ExtensionState;
-  /**
-   * With a cache: the build cache and the chain key of `committed` (lib/cache/keys.ts), computed
-   * in the background (see linkLayer).
-   */
-  cache?: BuildCache;
-  chain?: Promise<string>;
+  /** With a cache: the build cache and the chain key of `committed` (see cache-link.ts). */
+  cache?: CacheLink;
 }
 
 type StepFn = (state: State) => Promise<State>;
@@ -232,86 +221,26 @@ function metadataStep(state: State, createdBy: string, image: Image, ext: Extens
   return { ...state, image: image.withHistory(history(state, createdBy)), ext };
 }
 
-/**
- * With a cache, hand a new layer to it and return the chain key after it. A keyed step (COPY,
- * ADD, APP) enters the chain by its step key; any other layer (RUN output, batched edits) by its
- * diff_id, computed from its tar, which also lets the writer find its blob by diff_id.
- *
- * Nothing is awaited here: keys need file digests (the memo answers for unchanged files, others
- * are read and hashed), and that work runs in the background while the steps go on and the
- * writer compresses earlier layers. A writer awaits a layer's key only when it asks the cache.
- */
-function linkLayer(s: State, layer: Layer, instruction: string, stepKey?: (chain: Promise<string>) => Promise<StepKey>): Promise<string> | undefined {
-  if (!s.cache || s.chain === undefined) return undefined;
-  let identity: Promise<string>;
-  if (stepKey) {
-    const key = stepKey(s.chain);
-    s.cache.bindLayer(layer, { stepKey: key, sourceDateEpoch: s.epoch, instruction });
-    identity = key.then((k) => `step:${k.key}`);
-  } else {
-    const diffId = computeDiffId(layer, s.epoch);
-    s.cache.bindLayer(layer, { diffId, sourceDateEpoch: s.epoch, instruction });
-    identity = diffId.then((d) => `diff:${d}`);
-  }
-  setLayerIdentity(layer, identity);
-  const chain = Promise.all([s.chain, identity]).then(([c, id]) => chainNext(c, id));
-  chain.catch(() => undefined); // awaited (and reported as a miss) by whoever needs it
-  return chain;
-}
-
 /** Make the batched edits one layer (no-op when there are none). */
 async function commitPending(state: State): Promise<State> {
   if (state.pending.length === 0) return state;
   const layer = await diff(state.committed, state.current);
   const createdBy = `cloudrootfs: ${state.pending.join('; ')}`;
-  const chain = linkLayer(state, layer, createdBy);
-  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [], chain };
+  const cache = linkLayer(state.cache, layer, state.epoch, createdBy);
+  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [], cache };
 }
 
-/** A layer step: batched edits first, then `change`, as its own layer (keyed for the cache by `stepKey`). */
-async function layerStep(
-  state: State,
-  createdBy: string,
-  change: (rootfs: Rootfs) => Promise<Rootfs>,
-  stepKey?: (chain: Promise<string>) => Promise<StepKey>,
-): Promise<State> {
+/** A layer step: batched edits first, then `change`, as its own layer (keyed for the cache by `copy`). */
+async function layerStep(state: State, createdBy: string, change: (rootfs: Rootfs) => Promise<Rootfs>, copy?: CopyKeyInput): Promise<State> {
   const s = await commitPending(state);
   const next = await change(s.current);
-  const layer: Layer = await diff(s.committed, next);
-  const chain = linkLayer(s, layer, createdBy, stepKey);
-  return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next, chain };
-}
-
-/** The step key of a copy-like step (sources as resolved, before ADD unpacks archives). */
-function copyKey(
-  state: State,
-  instruction: string,
-  sources: readonly { path: string; node: unknown; isRoot: boolean }[],
-  settings: Record<string, unknown>,
-): ((chain: Promise<string>) => Promise<StepKey>) | undefined {
-  const cache = state.cache;
-  if (!cache) return undefined;
-  return (chain) =>
-    copyStepKey({ chain, instruction, settings: { ...settings, sourceDateEpoch: state.epoch }, sources: sources as Parameters<typeof copyStepKey>[0]['sources'] }, cache.files);
+  const layer = await diff(s.committed, next);
+  const cache = linkLayer(s.cache, layer, s.epoch, createdBy, copy);
+  return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next, cache };
 }
 
 function editStep(state: State, note: string, rootfs: Rootfs): State {
   return { ...state, current: rootfs, pending: [...state.pending, note] };
-}
-
-function checkAppName(name: string, what: string): void {
-  if (!APP_NAME.test(name)) {
-    throw new UsageError(`${what}: invalid app name ${JSON.stringify(name)} (letters, digits, ".", "_", "-", starting with a letter or digit)`);
-  }
-}
-
-function findApp(state: State, name: string, what: string): number {
-  const i = state.ext.applications.findIndex((a) => a.name === name);
-  if (i < 0) {
-    const known = state.ext.applications.map((a) => a.name);
-    throw new NotFoundError(name, `${what}: app (defined: ${known.length > 0 ? known.join(', ') : 'none'})`);
-  }
-  return i;
 }
 
 function stringRecord(key: string | Readonly<Record<string, string>>, value: string | undefined, what: string): Record<string, string> {
@@ -400,7 +329,7 @@ export class ImageBuilder {
         state,
         createdBy,
         async (rootfs) => copyResolved(rootfs, resolved, dest, { mode, owner, chmod, sourceDateEpoch: state.epoch, what: kind }),
-        copyKey(state, createdBy, sources, { kind, mode, owner: owner ?? null, chmod: chmod ?? null, dest }),
+        { sources, settings: { kind, mode, owner: owner ?? null, chmod: chmod ?? null, dest } },
       );
     });
   }
@@ -556,14 +485,12 @@ export class ImageBuilder {
         state,
         createdBy,
         async (rootfs) => copyResolved(rootfs, resolved, dir, { mode: 'docker', sourceDateEpoch: state.epoch, what: `${kind} ${name}` }),
-        copyKey(state, createdBy, resolved, { kind, mode: 'docker', dest: dir }),
+        { sources: resolved, settings: { kind, mode: 'docker', dest: dir } },
       );
       const app: SealerApplication = { name, type: detected.type, files: detected.files, version: 'v1' };
-      const i = s.ext.applications.findIndex((a) => a.name === name);
-      const applications = i < 0 ? [...s.ext.applications, app] : s.ext.applications.map((a, j) => (j === i ? app : a));
-      s = { ...s, ext: { ...s.ext, applications } };
-      if (kind === 'CNI') s = { ...s, image: s.image.withLabel(SEALER_LABELS.kubeCniPrefix + name, 'true') };
-      if (kind === 'CSI') s = { ...s, image: s.image.withLabel(SEALER_LABELS.kubeCsiPrefix + name, 'true') };
+      s = { ...s, ext: withApp(s.ext, app) };
+      if (kind === 'CNI') s = { ...s, image: withKubeCni(s.image, name) };
+      if (kind === 'CSI') s = { ...s, image: withKubeCsi(s.image, name) };
       return s;
     });
   }
@@ -572,9 +499,8 @@ export class ImageBuilder {
   appCmds(name: string, commands: readonly string[]): ImageBuilder {
     const createdBy = appCmdsHistory(name, commands);
     return this.then(createdBy, async (state) => {
-      const i = findApp(state, name, 'APPCMDS');
-      const applications = state.ext.applications.map((a, j) => (j === i ? { ...a, cmds: [...commands] } : a));
-      return metadataStep(state, createdBy, state.image, { ...state.ext, applications });
+      const ext = updateApp(state.ext, name, 'APPCMDS', (a) => ({ ...a, cmds: [...commands] }));
+      return metadataStep(state, createdBy, state.image, ext);
     });
   }
 
@@ -582,9 +508,8 @@ export class ImageBuilder {
   appEnv(name: string, env: Readonly<Record<string, string>>): ImageBuilder {
     const createdBy = appEnvHistory(name, env);
     return this.then(createdBy, async (state) => {
-      const i = findApp(state, name, 'APPENV');
-      const applications = state.ext.applications.map((a, j) => (j === i ? { ...a, env: { ...(a.env ?? {}), ...env } } : a));
-      return metadataStep(state, createdBy, state.image, { ...state.ext, applications });
+      const ext = updateApp(state.ext, name, 'APPENV', (a) => ({ ...a, env: { ...(a.env ?? {}), ...env } }));
+      return metadataStep(state, createdBy, state.image, ext);
     });
   }
 
@@ -592,7 +517,7 @@ export class ImageBuilder {
   kubeVersion(range: string): ImageBuilder {
     if (!range.trim()) throw new UsageError('kubeVersion() needs a version range');
     const createdBy = simpleHistory('KUBEVERSION', range);
-    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withLabel(SEALER_LABELS.supportedKubeVersion, range)));
+    return this.then(createdBy, async (state) => metadataStep(state, createdBy, withSupportedKubeVersion(state.image, range)));
   }
 
   /** LAUNCH: the apps sealer starts, in order (each must exist: defined here or in the base). */
@@ -600,7 +525,7 @@ export class ImageBuilder {
     const createdBy = listHistory('LAUNCH', apps);
     return this.then(createdBy, async (state) => {
       if (state.ext.usedCmd) throw new UsageError('LAUNCH cannot be combined with CMD; move those commands into CMDS or APPCMDS');
-      for (const a of apps) findApp(state, a, 'LAUNCH');
+      for (const a of apps) findApp(state.ext, a, 'LAUNCH');
       return metadataStep(state, createdBy, state.image, { ...state.ext, appNames: [...apps] });
     });
   }
@@ -665,26 +590,10 @@ export class ImageBuilder {
   /** Run the steps and return the image (layers in memory until written). */
   async build(): Promise<Image> {
     const state = await commitPending(await this.state());
-    for (const app of state.ext.applications) {
-      if (app.type === '' && (!app.cmds || app.cmds.length === 0)) {
-        throw new BuildError(`app ${app.name}: its type could not be detected from its files (helm, kube or shell); give it APPCMDS`, {
-          app: app.name,
-        });
-      }
-    }
-    const ext = defaultImageExtension({
-      buildClient: { ...(this.options.buildClient ?? DEFAULT_BUILD_CLIENT) },
-      type: state.ext.type,
-      applications: state.ext.applications,
-      launch: {
-        ...(state.ext.launchCmds.length > 0 ? { cmds: state.ext.launchCmds } : {}),
-        ...(state.ext.appNames && state.ext.appNames.length > 0 ? { app_names: state.ext.appNames } : {}),
-      },
-      env: state.ext.env,
-    });
+    const ext = finalExtension(state.ext, this.options.buildClient ?? DEFAULT_BUILD_CLIENT);
     let image = withImageExtension(state.image, ext).withPlatform(state.platform);
     const versionLabel = this.options.sealerVersionLabel ?? ext.buildClient.sealerVersion;
-    if (versionLabel !== false && versionLabel !== '') image = image.withLabel(SEALER_LABELS.version, versionLabel);
+    if (versionLabel !== false && versionLabel !== '') image = withSealerVersion(image, versionLabel);
     return image.withConfig(() => ({ created: timestamp(state.epoch) }));
   }
 
@@ -709,12 +618,12 @@ export class ImageBuilder {
   private async initialState(): Promise<State> {
     const epoch = epochFrom(this.options);
     const wanted = toPlatform(this.options.platform);
-    const ext: ExtensionState = { type: this.options.imageType ?? KUBE_INSTALLER, applications: [], launchCmds: [], env: {}, usedCmd: false };
+    const type = this.options.imageType ?? KUBE_INSTALLER;
     const cache = this.buildCache();
     if (this.base === 'scratch') {
       const platform = wanted ?? hostPlatform();
-      const chain = cache ? Promise.resolve(chainStart('scratch')) : undefined;
-      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext, cache, chain };
+      const ext = initialExtensionState(type);
+      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext, cache: cache && scratchLink(cache) };
     }
     let image: Image;
     let rootfs: Rootfs;
@@ -726,7 +635,6 @@ export class ImageBuilder {
       const describe = `FROM ${typeof this.base === 'string' ? this.base : '(image)'}`;
       throw wrapStepError(err, { describe, run: async (s) => s, origin: this.options.fromOrigin });
     }
-    const baseExt = getImageExtension(image);
     // Inherited: layers, config (labels, env, history, author), the apps, the embedded image list.
     // Not inherited (sealer's rule): LAUNCH, CMDS, the extension env, other manifest annotations.
     const kept: Record<string, string> = {};
@@ -740,22 +648,14 @@ export class ImageBuilder {
       committed: rootfs,
       current: rootfs,
       pending: [],
-      ext: { ...ext, applications: baseExt ? baseExt.applications.map((a) => ({ ...a })) : [] },
-      cache,
-      chain: cache ? baseChain(image, epoch) : undefined,
+      ext: initialExtensionState(type, getImageExtension(image)),
+      cache: cache && baseLink(cache, image, epoch),
     };
   }
 
   /** The build cache of this builder family (resolved once): see BuilderOptions.cache. */
   private buildCache(): BuildCache | undefined {
-    if (this.session.cache === undefined) {
-      const option = this.options.cache;
-      if (option instanceof BuildCache) this.session.cache = option;
-      else if (option === false) this.session.cache = null;
-      else if (this.options.store instanceof ImageStore) this.session.cache = BuildCache.open(this.options.store);
-      else if (option === true) throw new UsageError('cache: true needs an ImageStore as `store` (or pass a BuildCache)');
-      else this.session.cache = null;
-    }
+    if (this.session.cache === undefined) this.session.cache = selectBuildCache(this.options.cache, this.options.store) ?? null;
     return this.session.cache ?? undefined;
   }
 
@@ -806,23 +706,6 @@ export class ImageBuilder {
     }
     return (await p).rootfs;
   }
-}
-
-/**
- * The chain key of a base image: its layers from scratch, each by the identity it had when this
- * process made it (a stage's steps) or else by its diff_id.
- */
-function baseChain(image: Image, epoch: number): Promise<string> {
-  const chain = (async () => {
-    let key = chainStart('scratch');
-    for (const l of image.layers) {
-      const identity = l.kind === 'blob' ? `diff:${l.diffId}` : await (layerIdentity(l.layer) ?? computeDiffId(l.layer, epoch).then((d) => `diff:${d}`));
-      key = chainNext(key, identity);
-    }
-    return key;
-  })();
-  chain.catch(() => undefined);
-  return chain;
 }
 
 function parentAttrs(state: State): AttributeOptions {
