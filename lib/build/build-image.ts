@@ -8,30 +8,31 @@
  * makes, bytes discarded), so the reported digests are exactly those of any later write with the
  * same `sourceDateEpoch`, and `result.target` can be written anywhere afterwards.
  */
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
-import { BuildCache, computeDiffId, exportBuildCache, importBuildCache, type BuildCacheStats, type CacheOutcome, type ExportBuildCacheResult } from '../cache';
+import { BuildCache, exportBuildCache, importBuildCache, type BuildCacheStats, type CacheOutcome, type ExportBuildCacheResult } from '../cache';
 import { CloudRootfsError, NotFoundError, UsageError } from '../errors';
-import { FileSystem, diskFs, errnoCode } from '../fs';
+import { FileSystem, diskFs, errnoCode, isDiskFs } from '../fs';
 import { Image, ImageIndex } from '../image/image';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
 import { WriteImageOptions, WriteProgress, writeTarget } from '../image/write';
 import { parseKubefile } from '../kubefile';
+import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
+import { resolveBase as pullBase } from '../registry/pull';
+import type { RegistryAccessOptions } from '../registry/remote';
+import type { Rootfs } from '../rootfs/rootfs';
 import { ImageStore } from '../store';
 import type { EncodeLayerOptions } from '../tar/write';
+import { removeAll } from '../util/atomic';
 import { BaseImageStore, ImageType, ResolveBase, StepProgress, resolveSourceDateEpoch } from './builder';
+import { selectBuildCache } from './cache-link';
 import { readBuildContext } from './context';
 import type { CopyMode } from './copy';
 import { DigestOnlyTarget } from './digest-target';
 import { BuildWarning, interpretKubefile } from './interpreter';
 import { RunExecutor, defaultRunExecutor } from './run';
-import { resolveBase as pullBase } from '../registry/pull';
-import type { RegistryAccessOptions } from '../registry/remote';
-import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
-import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { isDiskFs } from '../fs';
-import { removeAll } from '../util/atomic';
 
 /** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
 export interface BuildStore extends BaseImageStore {
@@ -200,15 +201,14 @@ function describeWritten(manifest: ImageManifest, config: ImageConfigDocument, d
   };
 }
 
-/** The cache a build uses: the given one, else the store's when the build uses an ImageStore. */
+/**
+ * The cache a build uses: the given one, else the store's when the build uses an ImageStore (a
+ * tag, or `store` given). The store is opened only when that decides it.
+ */
 async function chooseCache(options: BuildImageOptions, openStore: () => Promise<BuildStore>): Promise<BuildCache | undefined> {
   if (options.cache instanceof BuildCache) return options.cache;
-  if (options.cache === false) return undefined;
-  if (options.tag === undefined && options.store === undefined) return undefined;
-  const store = await openStore();
-  if (store instanceof ImageStore) return BuildCache.open(store);
-  if (options.cache === true) throw new UsageError('cache: true needs an ImageStore (or pass a BuildCache)');
-  return undefined;
+  if (options.cache === false || (options.tag === undefined && options.store === undefined)) return undefined;
+  return selectBuildCache(options.cache, await openStore());
 }
 
 /** Build the image(s) a Kubefile describes. */
@@ -228,126 +228,146 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   // One context read and one RUN executor for every platform.
   const sourceDateEpoch = resolveSourceDateEpoch(options.sourceDateEpoch, env);
   const context = await readBuildContext(options.context, { fs, sourceDateEpoch });
-  const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
-  const runExecutor = options.runExecutor ?? createdExecutor;
   const cache = await chooseCache(options, openStore);
   if ((options.cacheFrom?.length || options.cacheTo) && !cache) {
     throw new UsageError('cacheFrom/cacheTo need the build cache (a store, and cache not turned off)');
   }
-  const cacheWarnings: BuildWarning[] = [];
-  for (const ref of options.cacheFrom ?? []) {
-    try {
-      await importBuildCache(cache!, ref, { ...(options.registry ?? {}), authFs: fs });
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      cacheWarnings.push({ code: 'CACHE_IMPORT_FAILED', message: `could not import the build cache ${ref}: ${why}` });
-    }
-  }
-  const resolveBase: ResolveBase =
-    options.resolveBase ??
-    (async (ref, platform) =>
-      pullBase(ref, { store: await openStore(), pull: options.pull ?? 'missing', platform, authFs: fs, ...(options.registry ?? {}) }));
+  const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
+  const runExecutor = options.runExecutor ?? createdExecutor;
+  // Temporary trees (RUN output, fetched container images) back lazy contents until the image is
+  // written; a failed build removes them at once.
   const workDirs: string[] = [];
-
-  const built: Image[] = [];
-  const warnings: BuildWarning[] = [];
-  for (const platform of platforms) {
-    const interpretation = interpretKubefile(kf, {
-      file,
-      fs,
-      platform,
-      sourceDateEpoch,
-      env,
-      copyMode: options.copyMode,
-      context,
-      store: baseStore,
-      resolveBase,
-      runExecutor,
-      imageType: options.imageType,
-      buildArgs: options.buildArgs,
-      onProgress: options.onProgress,
-      cache: cache ?? false,
-    });
-    if (built.length === 0) warnings.push(...cacheWarnings, ...interpretation.warnings);
-    let image = await interpretation.builder.build();
-    if (options.labels && Object.keys(options.labels).length > 0) image = image.withLabels({ ...options.labels });
-    for (const [k, v] of Object.entries(options.annotations ?? {})) image = image.withAnnotation(k, v);
-    if ((options.buildMode ?? 'all') === 'all') image = await embedContainerImages(image, platform, options, fs, workDirs);
-    if (cache) bindUnboundLayers(image, cache, sourceDateEpoch);
-    built.push(image);
-  }
-  const target: Image | ImageIndex = built.length === 1 && (options.platforms ?? []).length <= 1 ? built[0] : ImageIndex.of(built);
-
-  const writeOptions: WriteImageOptions = {
-    ...(options.encoding ?? {}),
-    sourceDateEpoch,
-    onProgress: options.onProgress ? (e) => options.onProgress!(e) : undefined,
-  };
   const dispose = async () => {
     await createdExecutor?.dispose?.();
     for (const dir of workDirs.splice(0)) await removeAll(fs, dir);
   };
+  try {
+    const cacheWarnings: BuildWarning[] = [];
+    for (const ref of options.cacheFrom ?? []) {
+      try {
+        await importBuildCache(cache!, ref, { ...(options.registry ?? {}), authFs: fs });
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        cacheWarnings.push({ code: 'CACHE_IMPORT_FAILED', message: `could not import the build cache ${ref}: ${why}` });
+      }
+    }
+    const resolveBase: ResolveBase =
+      options.resolveBase ??
+      (async (ref, platform) =>
+        pullBase(ref, { store: await openStore(), pull: options.pull ?? 'missing', platform, authFs: fs, ...(options.registry ?? {}) }));
 
-  if (options.tag !== undefined) {
-    const s = await openStore();
-    const descriptor = await s.put(target, options.tag, writeOptions);
-    const stored = await s.loadTarget(options.tag);
-    const images = describeStored(stored, built, cache);
-    await dispose();
+    const built: Image[] = [];
+    const warnings: BuildWarning[] = [];
+    for (const platform of platforms) {
+      const interpretation = interpretKubefile(kf, {
+        file,
+        fs,
+        platform,
+        sourceDateEpoch,
+        env,
+        copyMode: options.copyMode,
+        context,
+        store: baseStore,
+        resolveBase,
+        runExecutor,
+        imageType: options.imageType,
+        buildArgs: options.buildArgs,
+        onProgress: options.onProgress,
+        cache: cache ?? false,
+      });
+      if (built.length === 0) warnings.push(...cacheWarnings, ...interpretation.warnings);
+      let image = await interpretation.builder.build();
+      if (options.labels && Object.keys(options.labels).length > 0) image = image.withLabels({ ...options.labels });
+      for (const [k, v] of Object.entries(options.annotations ?? {})) image = image.withAnnotation(k, v);
+      if ((options.buildMode ?? 'all') === 'all') {
+        // The merged tree the builder already holds (build() computed it): no second flatten.
+        const rootfs = await interpretation.builder.rootfs();
+        image = await embedContainerImages(image, rootfs, platform, options, fs, workDirs);
+      }
+      if (cache) bindUnboundLayers(image, cache, sourceDateEpoch);
+      built.push(image);
+    }
+    const target: Image | ImageIndex = built.length === 1 && (options.platforms ?? []).length <= 1 ? built[0] : ImageIndex.of(built);
+
+    const writeOptions: WriteImageOptions = {
+      ...(options.encoding ?? {}),
+      sourceDateEpoch,
+      onProgress: options.onProgress ? (e) => options.onProgress!(e) : undefined,
+    };
+    const exportCache = () => (options.cacheTo ? exportBuildCache(cache!, options.cacheTo, { ...(options.registry ?? {}), authFs: fs }) : undefined);
+    const common = { warnings, ...(cache ? { cacheStats: cache.stats } : {}) };
+
+    if (options.tag !== undefined) {
+      const s = await openStore();
+      const descriptor = await s.put(target, options.tag, writeOptions);
+      const stored = await s.loadTarget(options.tag);
+      const images = describeStored(stored, built, cache);
+      await dispose();
+      await cache?.flush();
+      const cacheExport = await exportCache();
+      return {
+        target: stored,
+        digest: descriptor.digest,
+        descriptor,
+        tag: options.tag,
+        stored: true,
+        images,
+        layers: images[0].layers,
+        ...common,
+        ...(cacheExport ? { cacheExport } : {}),
+        dispose: async () => undefined,
+      };
+    }
+
+    const sink = new DigestOnlyTarget();
+    const descriptor = await writeTarget(target, sink, writeOptions);
+    const images = describeDigestOnly(sink, descriptor, built, cache);
     await cache?.flush();
-    const cacheExport = options.cacheTo ? await exportBuildCache(cache!, options.cacheTo, { ...(options.registry ?? {}), authFs: fs }) : undefined;
+    const cacheExport = await exportCache();
     return {
-      target: stored,
+      target,
       digest: descriptor.digest,
       descriptor,
-      tag: options.tag,
-      stored: true,
+      stored: false,
       images,
       layers: images[0].layers,
-      warnings,
-      ...(cache ? { cacheStats: cache.stats } : {}),
+      ...common,
       ...(cacheExport ? { cacheExport } : {}),
-      dispose: async () => undefined,
+      dispose,
     };
+  } catch (err) {
+    await dispose().catch(() => undefined);
+    throw err;
   }
-
-  const sink = new DigestOnlyTarget();
-  const descriptor = await writeTarget(target, sink, writeOptions);
-  const images = describeDigestOnly(sink, descriptor, built, cache);
-  await cache?.flush();
-  const cacheExport = options.cacheTo ? await exportBuildCache(cache!, options.cacheTo, { ...(options.registry ?? {}), authFs: fs }) : undefined;
-  return {
-    target,
-    digest: descriptor.digest,
-    descriptor,
-    stored: false,
-    images,
-    layers: images[0].layers,
-    warnings,
-    ...(cache ? { cacheStats: cache.stats } : {}),
-    ...(cacheExport ? { cacheExport } : {}),
-    dispose,
-  };
 }
 
 /**
  * Layers the builder did not make (the embedded registry/ layer) join the cache by diff_id, so a
- * rebuild that fetches the same container images reuses their encoded blob.
+ * rebuild that fetches the same container images reuses their encoded blob. Nothing comes after
+ * them in a chain, so their diff_id is not computed up front: the cache hashes the tar only when
+ * it has recorded a blob of the layer's shape (never on a cold cache, where the writer's one
+ * encoding pass is all the work).
  */
 function bindUnboundLayers(image: Image, cache: BuildCache, sourceDateEpoch: number): void {
   for (const l of image.layers) {
     if (l.kind !== 'changeset' || cache.isBound(l.layer)) continue;
-    cache.bindLayer(l.layer, { diffId: computeDiffId(l.layer, sourceDateEpoch), sourceDateEpoch });
+    cache.bindLayer(l.layer, { sourceDateEpoch });
   }
 }
 
 /**
- * sealer's image collection: the images the rootfs names, fetched for `platform` and written into
+ * sealer's image collection: the images `rootfs` (the image's merged tree) names, fetched for `platform` and written into
  * `registry/` as one more (last) layer, recorded in the container-images annotation. The work
  * directory holds the blobs until the image is written (removed by `dispose`).
  */
-async function embedContainerImages(image: Image, platform: Platform, options: BuildImageOptions, fs: FileSystem, workDirs: string[]): Promise<Image> {
-  const rootfs = await image.flatten();
+async function embedContainerImages(
+  image: Image,
+  rootfs: Rootfs,
+  platform: Platform,
+  options: BuildImageOptions,
+  fs: FileSystem,
+  workDirs: string[],
+): Promise<Image> {
   const requests = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
   if (requests.length === 0) return image;
   const parent = isDiskFs(fs) ? tmpdir() : '/tmp';

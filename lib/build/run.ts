@@ -19,7 +19,7 @@ import { join, posix } from 'node:path';
 import { fileContent } from '../content';
 import { DirectoryEntry, Entry, directoryEntry, fileEntry, markLinked, symlinkEntry, withAttributes } from '../entry';
 import { BuildError, NotFoundError, UnsupportedEntryError, UnsupportedError, UsageError } from '../errors';
-import { FileSystem, FsStats, diskFs } from '../fs';
+import { FileSystem, FsStats, diskFs, isDiskFs } from '../fs';
 import type { Platform } from '../image/types';
 import { compareBytes, cleanPath, joinPath, parentPath, baseName } from '../path';
 import { FsNode, getNode } from '../rootfs/node';
@@ -27,6 +27,8 @@ import { PMap } from '../rootfs/pmap';
 import { Rootfs } from '../rootfs/rootfs';
 import { materialize } from '../rootfs/io';
 import { splitWords, expandWord } from '../kubefile';
+import { removeTree } from '../util/atomic';
+import { mapLimited } from '../util/concurrency';
 
 export interface RunRequest {
   /** The tree the command sees (pending edits included). */
@@ -99,14 +101,15 @@ function sameFingerprint(a: Fingerprint | undefined, b: Fingerprint): boolean {
   return !!a && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.mode === b.mode;
 }
 
+/** lstat calls in flight at once while taking a snapshot (round trips dominate big trees). */
+const SNAPSHOT_CONCURRENCY = 32;
+
 /** Stat every path of a freshly written tree: what "untouched" will mean after the command. */
 async function snapshot(fs: FileSystem, root: string, rootfs: Rootfs): Promise<Map<string, Fingerprint>> {
-  const out = new Map<string, Fingerprint>();
-  for (const { path, entry } of rootfs.walk()) {
-    if (entry.type === 'directory') continue;
-    out.set(path, fingerprint(await fs.promises.lstat(posix.join(root, path))));
-  }
-  return out;
+  const paths: string[] = [];
+  for (const { path, entry } of rootfs.walk()) if (entry.type !== 'directory') paths.push(path);
+  const stats = await mapLimited(paths, SNAPSHOT_CONCURRENCY, (path) => fs.promises.lstat(posix.join(root, path)));
+  return new Map(paths.map((path, i) => [path, fingerprint(stats[i])]));
 }
 
 /**
@@ -186,14 +189,17 @@ export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
     async dispose() {
       const dirs = [...mine];
       mine.clear();
-      for (const d of dirs) pendingCleanup.delete(d);
-      await Promise.all(dirs.map((d) => removeTree(d)));
+      await Promise.all(dirs.map((d) => removeRunTree(d)));
     },
     async run(request) {
       const fs = diskFs;
       const parent = options.tmpDir ?? tmpdir();
       const dir = await nodeFs.promises.mkdtemp(join(parent, 'cloudrootfs-run-'));
       const root = join(dir, 'rootfs');
+      // The tree is read lazily: contents are read when the layer is written, so the temporary
+      // directory must outlive this call: `dispose()` (or, failing that, process exit) removes it.
+      mine.add(dir);
+      scheduleCleanup(dir);
       try {
         await fs.promises.mkdir(root, { mode: 0o755 });
         await materialize(request.rootfs, root, fs, false);
@@ -212,11 +218,11 @@ export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
         const after = await readBack(fs, root, request.rootfs, prints, request.sourceDateEpoch);
         // The root keeps its attributes unless the command changed its mode.
         return after.with('', request.rootfs.rootEntry);
-      } finally {
-        // The tree is read lazily: contents are read when the layer is written, so the temporary
-        // directory must outlive this call: `dispose()` (or, failing that, process exit) removes it.
-        mine.add(dir);
-        scheduleCleanup(dir);
+      } catch (err) {
+        // Nothing reads a failed command's tree: remove it now.
+        mine.delete(dir);
+        await removeRunTree(dir);
+        throw err;
       }
     },
   };
@@ -242,20 +248,10 @@ function scheduleCleanup(dir: string): void {
   });
 }
 
-/** Remove a tree the command may have made read-only. */
-async function removeTree(dir: string): Promise<void> {
-  await nodeFs.promises.chmod(dir, 0o700).catch(() => undefined);
-  await nodeFs.promises.rm(dir, { recursive: true, force: true }).catch(async () => {
-    // Read-only directories inside: open them up, then retry once.
-    const open = async (d: string): Promise<void> => {
-      await nodeFs.promises.chmod(d, 0o700).catch(() => undefined);
-      for (const e of await nodeFs.promises.readdir(d, { withFileTypes: true }).catch(() => [])) {
-        if (e.isDirectory()) await open(join(d, e.name));
-      }
-    };
-    await open(dir);
-    await nodeFs.promises.rm(dir, { recursive: true, force: true }).catch(() => undefined);
-  });
+/** Remove a RUN tree (the command may have made parts of it read-only); best effort. */
+async function removeRunTree(dir: string): Promise<void> {
+  pendingCleanup.delete(dir);
+  await removeTree(diskFs, dir).catch(() => undefined);
 }
 
 function spawnChecked(argv: string[], cwd: string, env: Record<string, string>, options: HostShellOptions, request: RunRequest): Promise<void> {
@@ -473,15 +469,10 @@ function runBuiltin(rootfs: Rootfs, words: string[], request: RunRequest): Rootf
   }
 }
 
-/**
- * True when `fs` is node:fs. Compared by its `promises` object, not by identity: under CommonJS
- * every `import * as fs from 'node:fs'` is a different namespace wrapper around the same module.
- */
-export function isNodeFs(fs: FileSystem): boolean {
-  return fs === diskFs || (fs.promises as unknown) === nodeFs.promises;
-}
+/** True when `fs` is node:fs (lib/fs.ts `isDiskFs`, which compares the `promises` object). */
+export const isNodeFs: (fs: FileSystem) => boolean = isDiskFs;
 
 /** The executor a build uses: the given one, the host shell on node:fs, else an error at the first RUN. */
 export function defaultRunExecutor(fs: FileSystem): RunExecutor | undefined {
-  return isNodeFs(fs) ? hostShellExecutor() : undefined;
+  return isDiskFs(fs) ? hostShellExecutor() : undefined;
 }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { buildImage, type BuildProgress } from '../../lib/build/build-image';
 import { builtinRunExecutor } from '../../lib/build/run';
 import { diskFs } from '../../lib/fs';
-import { ImageIndex } from '../../lib/image/image';
+import { Image, ImageIndex } from '../../lib/image/image';
+import { Layer } from '../../lib/layer/layer';
 import { writeOciLayout } from '../../lib/formats/layout';
 import { ImageStore } from '../../lib/store';
 import { requireTool } from '../support/tools';
@@ -162,5 +163,39 @@ describe('buildImage options', () => {
     await expect(buildImage({ context: '/ctx', fs })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(buildImage({ context: '/ctx', fs, kubefileText: 'COPY f .\n' })).rejects.toMatchObject({ code: 'KUBEFILE_SYNTAX' });
     await expect(buildImage({ context: '/missing', fs, kubefileText: 'FROM scratch\n' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('buildImage: embedded container images', () => {
+  const APP = 'example.com/team/app:1.0';
+  async function withImageList() {
+    const fs = memfs();
+    await writeTree(fs, '/ctx', { Kubefile: 'FROM scratch\nCOPY . .\n', 'manifests/imageList': `${APP}\n` });
+    return fs;
+  }
+  const registryWorkDirs = async (fs: ReturnType<typeof memfs>) =>
+    (await fs.promises.readdir('/tmp').catch(() => [] as string[])).filter((n) => n.startsWith('cloudrootfs-registry-'));
+
+  test('a build that fails while fetching images removes its work directory', async () => {
+    const fs = await withImageList();
+    // Offline, and no local source for the image: the fetch fails after the work directory exists.
+    await expect(buildImage({ context: '/ctx', fs, offline: true, platforms: ['linux/amd64'] })).rejects.toBeDefined();
+    expect(await registryWorkDirs(fs)).toEqual([]);
+  });
+
+  test('a rebuild finds the registry/ layer in the build cache', async () => {
+    const fs = await withImageList();
+    const app = Image.empty({ os: 'linux', architecture: 'amd64' }).withLayer(Layer.empty().withFile('app', 'the app\n'), { created_by: 'COPY app /' });
+    await writeOciLayout(app, '/src', { fs, tag: '1.0' });
+    const store = await ImageStore.open({ fs, root: '/store' });
+    const options = { context: '/ctx', fs, store, offline: true, imageSources: { [APP]: 'oci:/src:1.0' }, platforms: ['linux/amd64'] };
+    const first = await buildImage({ ...options, tag: 'embedded:v1' });
+    expect(first.layers).toHaveLength(2);
+    expect(first.images[0].cache).toEqual(['miss', 'miss']);
+    const second = await buildImage({ ...options, tag: 'embedded:v2' });
+    expect(second.digest).toBe(first.digest);
+    expect(second.images[0].cache).toEqual(['hit', 'hit']);
+    expect(second.cacheStats).toMatchObject({ stepHits: 1, blobHits: 1, misses: 0 });
+    expect(await registryWorkDirs(fs)).toEqual([]);
   });
 });

@@ -58,6 +58,18 @@ describe('the host shell executor', () => {
     await exec.dispose!();
   });
 
+  test('a failed command\'s temporary tree is removed at once, even where it made directories read-only', async () => {
+    const own = nodeFs.mkdtempSync(join(tmp, 'failed-'));
+    const exec = hostShellExecutor({ tmpDir: own });
+    await expect(exec.run(request(rootfs, 'mkdir -p locked/in && chmod 500 locked/in locked && exit 4'))).rejects.toMatchObject({ details: { exitCode: 4 } });
+    expect(nodeFs.readdirSync(own)).toEqual([]);
+    // A successful one stays (its files back the result's contents) until dispose().
+    await exec.run(request(rootfs, 'mkdir -p locked && chmod 500 locked'));
+    expect(nodeFs.readdirSync(own)).toHaveLength(1);
+    await exec.dispose!();
+    expect(nodeFs.readdirSync(own)).toEqual([]);
+  });
+
   test('JSON form runs argv without a shell; a missing program is a BuildError', async () => {
     const exec = hostShellExecutor({ tmpDir: tmp });
     const after = await exec.run({ ...request(rootfs, ''), command: undefined, argv: ['mkdir', '-p', 'var/log'] });
