@@ -153,7 +153,7 @@ function linkSharedInodes(layer: Layer, lower: Rootfs, upper: Rootfs): Layer {
     if (entry.type !== 'file') continue;
     const seen = first.get(entry);
     if (seen !== undefined) {
-      out = out.with(path, hardlinkEntry(seen));
+      out = out.with(path, linkTo(seen, entry));
       continue;
     }
     if (isLinked(entry)) {
@@ -162,13 +162,22 @@ function linkSharedInodes(layer: Layer, lower: Rootfs, upper: Rootfs): Layer {
         (p) => getNode(upper.root, p)?.entry === entry && layer.get(p) === undefined && !touchedByWhiteout(layer, p),
       );
       if (kept !== undefined) {
-        out = out.with(path, hardlinkEntry(kept));
+        out = out.with(path, linkTo(kept, entry));
         continue;
       }
     }
     first.set(entry, path);
   }
   return out;
+}
+
+/**
+ * A hardlink record carrying its inode's attributes, as tar writes one: extractors that apply a
+ * link header's mode, owner and mtime to the path (Docker's does) change the shared inode.
+ */
+function linkTo(target: string, inode: FileEntry): Entry {
+  const { mode, uid, gid, mtime, xattrs } = inode;
+  return hardlinkEntry(target, { mode, uid, gid, mtime, ...(xattrs ? { xattrs: { ...xattrs } } : {}) });
 }
 
 function touchedByWhiteout(layer: Layer, path: string): boolean {

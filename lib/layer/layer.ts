@@ -79,8 +79,12 @@ export class Layer {
     return this.with(path, symlinkEntry(target, attributes));
   }
 
-  withHardlink(path: string, target: string): Layer {
-    return this.with(path, hardlinkEntry(clean(target, 'hardlink target')));
+  /**
+   * `path` is the file at `target`. Give `attributes` those of that file: extractors that apply a
+   * link header's mode, owner and mtime to the path (Docker's does) change the shared inode.
+   */
+  withHardlink(path: string, target: string, attributes: AttributeOptions = {}): Layer {
+    return this.with(path, hardlinkEntry(clean(target, 'hardlink target'), attributes));
   }
 
   /** Delete `path` from the layers below (`.wh.<name>`). Entries of this layer at the path survive. */

@@ -141,3 +141,38 @@ describe('layer tarballs', () => {
     await expect(readLayerTar(() => Readable.from([blob]), { expectedDiffId: info.digest })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
   });
 });
+
+describe('hardlinks in layers made by diff', () => {
+  /** Every tar header of a layer: name → { type, mode, uid, gid, mtime }. */
+  async function headers(layer: Layer): Promise<Map<string, { type: string; mode: number; uid: number; gid: number; mtime: number }>> {
+    const { extract } = await import('tar-stream');
+    const out = new Map<string, { type: string; mode: number; uid: number; gid: number; mtime: number }>();
+    const ex = extract();
+    const done = new Promise<void>((resolve, reject) => {
+      ex.on('entry', (h, stream, next) => {
+        out.set(h.name, { type: h.type ?? '', mode: h.mode ?? -1, uid: h.uid ?? -1, gid: h.gid ?? -1, mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000) });
+        stream.on('end', next);
+        stream.resume();
+      });
+      ex.on('finish', resolve);
+      ex.on('error', reject);
+    });
+    ex.end(gunzipSync((await encodeToBuffer(layer)).blob));
+    await done;
+    return out;
+  }
+
+  test('a link record carries its inode\'s mode, owner and mtime (Docker applies them to the path)', async () => {
+    const { diff } = await import('../../lib/layer/diff');
+    const lower = Rootfs.empty().withFile('scripts/init.sh', '#!/bin/sh\n', { mode: 0o750, uid: 7, gid: 8, mtime: 3 });
+    // The link sorts before its target: the writer stores the data under the first name.
+    const upper = lower.withHardlink('scripts/a-link.sh', 'scripts/init.sh').withFile('bin/x', 'x', { mode: 0o711, uid: 1, gid: 2 }).withHardlink('bin/y', 'bin/x');
+    const h = await headers(await diff(Rootfs.empty(), upper));
+    expect(h.get('scripts/a-link.sh')).toEqual({ type: 'file', mode: 0o750, uid: 7, gid: 8, mtime: 0 });
+    expect(h.get('scripts/init.sh')).toEqual({ type: 'link', mode: 0o750, uid: 7, gid: 8, mtime: 0 });
+    expect(h.get('bin/y')).toEqual({ type: 'link', mode: 0o711, uid: 1, gid: 2, mtime: 0 });
+    // A new link to a file a lower layer holds, at an untouched path: also the inode's attributes.
+    const h2 = await headers(await diff(lower, lower.withHardlink('scripts/z-link.sh', 'scripts/init.sh')));
+    expect(h2.get('scripts/z-link.sh')).toEqual({ type: 'link', mode: 0o750, uid: 7, gid: 8, mtime: 0 });
+  });
+});
