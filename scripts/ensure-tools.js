@@ -18,6 +18,10 @@ const TOOLS = {
   pigz: 'pigz',
   hyperfine: 'hyperfine',
   podman: 'podman',
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  containerd: 'containerd',
+  ctr: 'containerd',
 };
 
 function has(tool) {
