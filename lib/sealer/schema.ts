@@ -5,7 +5,7 @@
  */
 import type { ValidateFunction } from 'ajv';
 import { SchemaValidationError, type SchemaIssue } from '../errors';
-import { createAjv, issuesFromAjv } from '../image/schema/ajv';
+import { createAjv, issuesFromAjv, type AjvInstance, type AjvOptions } from '../image/schema/ajv';
 import imageExtensionSchema from './schemas/image-extension.json';
 import containerImagesSchema from './schemas/container-images.json';
 import metadataSchema from './schemas/metadata.json';
@@ -13,6 +13,7 @@ import { parseJsonText } from '../image/schema';
 
 export type SealerSchemaKind = 'image-extension' | 'container-images' | 'metadata';
 
+/** scripts/compile-schemas.js precompiles these (dist/lib/sealer/compiled-sealer-validators.js). */
 const SCHEMAS: Record<SealerSchemaKind, { schema: object; name: string }> = {
   'image-extension': { schema: imageExtensionSchema, name: 'sealer image extension' },
   'container-images': { schema: containerImagesSchema, name: 'sealer container image list' },
@@ -20,11 +21,44 @@ const SCHEMAS: Record<SealerSchemaKind, { schema: object; name: string }> = {
 };
 
 const compiled = new Map<SealerSchemaKind, ValidateFunction>();
+let precompiled: Partial<Record<SealerSchemaKind, ValidateFunction>> | null | undefined;
 
-function validator(kind: SealerSchemaKind): ValidateFunction {
-  let v = compiled.get(kind);
+/** The build's standalone validators, when present (absent under ts-jest: then ajv compiles). */
+function precompiledValidator(kind: SealerSchemaKind): ValidateFunction | undefined {
+  if (precompiled === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      precompiled = require('./compiled-sealer-validators.js') as Partial<Record<SealerSchemaKind, ValidateFunction>>;
+    } catch {
+      precompiled = null;
+    }
+  }
+  return precompiled?.[kind];
+}
+
+/** An ajv holding the sealer schemas (the build passes `code.source` to precompile them). */
+export function buildSealerAjv(options: AjvOptions = {}): AjvInstance {
+  const ajv = createAjv(options);
+  for (const { schema } of Object.values(SCHEMAS)) ajv.addSchema(schema);
+  return ajv;
+}
+
+/** Each kind's schema `$id` (the exports of the precompiled module). */
+export function sealerSchemaIds(): Record<SealerSchemaKind, string> {
+  const ids = {} as Record<SealerSchemaKind, string>;
+  for (const [kind, { schema }] of Object.entries(SCHEMAS)) ids[kind as SealerSchemaKind] = (schema as { $id: string }).$id;
+  return ids;
+}
+
+let runtimeAjv: AjvInstance | undefined;
+
+/** The validator of one kind: precompiled when the build made it, else compiled once here. */
+export function sealerValidator(kind: SealerSchemaKind): ValidateFunction {
+  let v = compiled.get(kind) ?? precompiledValidator(kind);
   if (!v) {
-    v = createAjv().compile(SCHEMAS[kind].schema);
+    runtimeAjv ??= buildSealerAjv();
+    v = runtimeAjv.getSchema(sealerSchemaIds()[kind]);
+    if (!v) throw new Error(`internal: no sealer schema registered for ${kind}`);
     compiled.set(kind, v);
   }
   return v;
@@ -32,7 +66,7 @@ function validator(kind: SealerSchemaKind): ValidateFunction {
 
 /** Every problem with `value` as a `kind` document ([] when valid). */
 export function checkSealerDocument(kind: SealerSchemaKind, value: unknown, file?: string): SchemaIssue[] {
-  const validate = validator(kind);
+  const validate = sealerValidator(kind);
   validate(value);
   return issuesFromAjv(validate.errors, file);
 }
