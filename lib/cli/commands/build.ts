@@ -71,7 +71,7 @@ export const buildCommand: Command = {
     { name: 'cache-from', type: 'list', placeholder: 'docker://HOST/REPO:TAG', description: 'import a build cache exported to a registry (repeatable)' },
     { name: 'cache-to', type: 'string', placeholder: 'docker://HOST/REPO:TAG', description: 'export the build cache to a registry after the build' },
     { name: 'compression', type: 'string', placeholder: 'gzip|zstd|none', description: 'layer compression (default gzip)' },
-    { name: 'level', type: 'string', placeholder: 'N', description: 'compression level (gzip 1-9, default 6; 1 is the fastest)' },
+    { name: 'level', type: 'string', placeholder: 'N', description: 'compression level (gzip 0-9, default 4; 1 is the fastest; 0 stores)' },
     STORE_OPTION,
     { name: 'quiet', alias: 'q', type: 'boolean', description: 'print only the digest' },
     JSON_OPTION,
