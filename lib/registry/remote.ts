@@ -31,6 +31,8 @@ export interface RegistryAccessOptions {
   homeDir?: string;
   /** Share clients (and their token caches) between calls. */
   clients?: RegistryClientPool;
+  /** Hash uploaded blobs here too, not only in the registry (RegistryClientOptions.verifyUploads). */
+  verifyUploads?: boolean;
 }
 
 /** A `docker://` reference, parsed: the registry, the repository inside it, and tag and/or digest. */
@@ -89,6 +91,7 @@ export function clientOptions(registry: string, options: Omit<RegistryAccessOpti
     fs: options.authFs,
     env: options.env,
     homeDir: options.homeDir,
+    verifyUploads: options.verifyUploads,
   };
 }
 

@@ -6,11 +6,14 @@ import type { Readable } from 'node:stream';
 import { SizeMismatchError } from '../errors';
 import type { DigestHasher } from '../reference/digest';
 
-/** Counts and hashes the bytes of an upload as they go by; stops at once past a declared size. */
+/**
+ * Counts (and, given a hasher, hashes) the bytes of an upload as they go by; stops at once past
+ * a declared size.
+ */
 export class Meter {
   size = 0;
   constructor(
-    readonly hasher: DigestHasher,
+    readonly hasher: DigestHasher | undefined,
     private readonly declaredSize?: number,
   ) {}
 
@@ -22,7 +25,7 @@ export class Meter {
       if (this.declaredSize !== undefined && this.size + buf.length > this.declaredSize) {
         throw new SizeMismatchError(this.declaredSize, this.size + buf.length, 'blob upload source (at least)');
       }
-      this.hasher.update(buf);
+      this.hasher?.update(buf);
       this.size += buf.length;
       yield buf;
     }

@@ -77,10 +77,10 @@ describeWithRegistry('none', 'RegistryClient', () => {
       expect(sha256(await readAll(await c.getBlob(repo, sha256(data))))).toBe(sha256(data));
     });
 
-    it('accepts a digest known only at the end (digestAfter) and refuses to commit a wrong one', async () => {
+    it.each([false, true])('accepts a digest known only at the end (digestAfter) and refuses to commit a wrong one (verifyUploads: %s)', async (verifyUploads) => {
       const repo = uniqueRepo('after');
       const data = randomData(200 * 1024);
-      const c = client();
+      const c = client({ verifyUploads });
       let ended = false;
       const good = { ...bufferSource(data), digestAfter: () => (ended ? sha256(data) : undefined) };
       const open = good.open;
@@ -93,10 +93,11 @@ describeWithRegistry('none', 'RegistryClient', () => {
       await expect(c.blobExists(repo, sha256(other))).resolves.toBeUndefined();
     });
 
-    it('rejects a source whose declared size or digest is wrong, without committing', async () => {
+    // Without verifyUploads the registry's own check refuses the bytes (DIGEST_INVALID); with it, we do first.
+    it.each([false, true])('rejects a source whose declared size or digest is wrong, without committing (verifyUploads: %s)', async (verifyUploads) => {
       const repo = uniqueRepo('lying');
       const data = randomData(5000);
-      const c = client();
+      const c = client({ verifyUploads });
       for (const size of [4999, 5001]) {
         const wrongSize = { ...bufferSource(data), size };
         await expect(c.putBlob(repo, wrongSize)).rejects.toBeInstanceOf(SizeMismatchError);
@@ -107,6 +108,9 @@ describeWithRegistry('none', 'RegistryClient', () => {
       await expect(c.putBlob(repo, wrongChunked)).rejects.toBeInstanceOf(DigestMismatchError);
       const wrongDigest = { ...bufferSource(data), digest: sha256('not the data') };
       await expect(c.putBlob(repo, wrongDigest, { streaming: true })).rejects.toBeInstanceOf(DigestMismatchError);
+      // Who found it shows in the error: our hash, or the registry's.
+      const found = await c.putBlob(repo, wrongDigest).catch((err: DigestMismatchError) => err);
+      expect((found as DigestMismatchError).actual).toEqual(verifyUploads ? sha256(data) : expect.stringContaining('computed another digest'));
       await expect(c.blobExists(repo, sha256(data))).resolves.toBeUndefined();
       await expect(c.blobExists(repo, sha256('not the data'))).resolves.toBeUndefined();
     });
