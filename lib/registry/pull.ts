@@ -16,7 +16,7 @@ import { Image, ImageIndex } from '../image/image';
 import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, formatPlatform } from '../image/platform';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { writeTarget, type BlobTarget, type WriteImageOptions } from '../image/write';
-import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits } from '../formats/blob-source';
+import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits, type LayerReadLimits } from '../formats/blob-source';
 import { OciLayout } from '../formats/layout';
 import { diffIdCheckedContent } from '../formats/verify';
 import { isIndexMediaType, isManifestMediaType } from '../media-types';
@@ -208,7 +208,7 @@ class RegistrySource implements BlobSource {
 
   constructor(
     private readonly remote: Remote,
-    private readonly checkDiffIds: { maxUncompressedBytes?: number } | undefined,
+    private readonly checkDiffIds: LayerReadLimits | undefined,
   ) {
     this.where = `${remote.client.registry}/${remote.repository}`;
   }
@@ -250,7 +250,7 @@ async function loadRemote(
     onBytes: onProgress ? (digest, done, total) => onProgress({ phase: 'bytes', digest, done, total }) : undefined,
   };
   const wanted = wantedPlatforms(selection);
-  const source = new RegistrySource(remote, checkDiffIds ? { maxUncompressedBytes: limits.layerLimits?.maxUncompressedBytes } : undefined);
+  const source = new RegistrySource(remote, checkDiffIds ? { ...(limits.layerLimits ?? {}) } : undefined);
   const m = await remote.client.getManifest(remote.repository, manifestRef(ref), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES });
   const where = `${source.where}@${m.digest}`;
   if (m.mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {

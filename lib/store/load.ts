@@ -46,7 +46,7 @@ export async function loadArchiveIntoStore(store: ImageStore, file: string, opti
     const targets: { target: Image | ImageIndex; names: string[] }[] = [];
     for (const entry of archive.images) {
       const target = await entry.load();
-      await verifyLayers(target, { onProgress: options.onProgress, maxUncompressedBytes: limits.layerLimits?.maxUncompressedBytes });
+      await verifyLayers(target, { onProgress: options.onProgress, ...(limits.layerLimits ?? {}) });
       targets.push({ target, names: options.names && options.names.length > 0 ? options.names : entry.names });
     }
     // A put that fails half-way (a blob that lied about its bytes, a full disk) takes back the

@@ -126,7 +126,7 @@ export async function copyImage(source: string | ImageRef, destination: string |
   const dst = asRef(destination);
   const target = await loadTarget(src, options);
   const verify = options.verify ?? (src.transport === 'oci-archive' || src.transport === 'docker-archive');
-  if (verify) await verifyLayers(target, { onProgress: options.onProgress, maxUncompressedBytes: options.limits?.layerLimits?.maxUncompressedBytes });
+  if (verify) await verifyLayers(target, { onProgress: options.onProgress, ...(options.limits?.layerLimits ?? {}) });
   const name = options.name ?? (src.transport === 'store' ? src.name : undefined);
   return saveTarget(target, dst, { ...options, ...(name ? { name } : {}) });
 }
