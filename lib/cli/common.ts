@@ -5,6 +5,9 @@ import { parsePlatform } from '../image/platform';
 import type { Platform } from '../image/types';
 import type { LoadOptions } from '../transports';
 import { ImageStore, type StoreOptions } from '../store/store';
+import { limitsOf } from './limits';
+
+export { LIMIT_OPTION } from './limits';
 
 export const PLATFORM_OPTION: OptionSpec = {
   name: 'platform',
@@ -32,7 +35,7 @@ export function platformOption(ctx: CommandContext): Platform | undefined {
 /** How to open the store this invocation means (`--store`, else the environment's default). */
 export function storeOptions(ctx: CommandContext): StoreOptions {
   const root = ctx.args.options.store;
-  return { fs: ctx.fs, env: ctx.env, ...(typeof root === 'string' ? { root } : {}) };
+  return { fs: ctx.fs, env: ctx.env, limits: limitsOf(ctx), ...(typeof root === 'string' ? { root } : {}) };
 }
 
 export function openStore(ctx: CommandContext): Promise<ImageStore> {
@@ -41,7 +44,7 @@ export function openStore(ctx: CommandContext): Promise<ImageStore> {
 
 /** Options for loadTarget/loadImage: the context's filesystem and store, and `--platform`. */
 export function loadOptions(ctx: CommandContext): LoadOptions {
-  return { fs: ctx.fs, store: storeOptions(ctx), platform: platformOption(ctx) };
+  return { fs: ctx.fs, store: storeOptions(ctx), platform: platformOption(ctx), limits: limitsOf(ctx) };
 }
 
 /** Sizes as docker prints them: decimal units, three significant digits (`12.3MB`). */

@@ -7,7 +7,7 @@ import { UsageError } from '../../errors';
 import { formatPlatform } from '../../image/platform';
 import type { Command, CommandContext } from '../command';
 import { print, printJson } from '../command';
-import { JSON_OPTION, STORE_OPTION, openStore } from '../common';
+import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
 import { parseImageList } from '../../registry/embedded';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
@@ -72,6 +72,7 @@ export const buildCommand: Command = {
     { name: 'cache-to', type: 'string', placeholder: 'docker://HOST/REPO:TAG', description: 'export the build cache to a registry after the build' },
     { name: 'compression', type: 'string', placeholder: 'gzip|zstd|none', description: 'layer compression (default gzip)' },
     { name: 'level', type: 'string', placeholder: 'N', description: 'compression level (gzip 0-9, default 4; 1 is the fastest; 0 stores)' },
+    LIMIT_OPTION,
     STORE_OPTION,
     { name: 'quiet', alias: 'q', type: 'boolean', description: 'print only the digest' },
     JSON_OPTION,

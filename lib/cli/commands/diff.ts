@@ -3,7 +3,7 @@ import { compareImages, type PathSummary } from '../../compare';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print, printJson } from '../command';
-import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, humanSize, loadOptions } from '../common';
+import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, humanSize, loadOptions, LIMIT_OPTION } from '../common';
 
 function name(s: PathSummary): string {
   return `${s.path}${s.type === 'directory' ? '/' : ''}${s.type === 'symlink' ? ` -> ${s.target}` : ''}`;
@@ -12,7 +12,7 @@ function name(s: PathSummary): string {
 export const diffCommand: Command = {
   name: 'diff',
   usage: 'diff REF1 REF2 [--json] [--platform OS/ARCH] [--store DIR]',
-  options: [JSON_OPTION, PLATFORM_OPTION, STORE_OPTION],
+  options: [JSON_OPTION, PLATFORM_OPTION, LIMIT_OPTION, STORE_OPTION],
   positionals: [2, 2],
   async run(ctx) {
     const [a, b] = ctx.args.positionals;

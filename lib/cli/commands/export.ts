@@ -3,12 +3,12 @@ import { writeRootfsToDirectory } from '../../rootfs/io';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { PLATFORM_OPTION, STORE_OPTION, loadOptions } from '../common';
+import { PLATFORM_OPTION, STORE_OPTION, loadOptions, LIMIT_OPTION } from '../common';
 
 export const exportCommand: Command = {
   name: 'export',
   usage: 'export REF OUTDIR [--platform OS/ARCH] [--force] [--store DIR]',
-  options: [PLATFORM_OPTION, { name: 'force', type: 'boolean', description: 'replace OUTDIR if it exists and is not empty' }, STORE_OPTION],
+  options: [PLATFORM_OPTION, { name: 'force', type: 'boolean', description: 'replace OUTDIR if it exists and is not empty' }, LIMIT_OPTION, STORE_OPTION],
   positionals: [2, 2],
   async run(ctx) {
     const [ref, out] = ctx.args.positionals;

@@ -2,12 +2,12 @@
 import { inspectTarget } from '../../inspect';
 import { loadTarget } from '../../transports';
 import type { Command } from '../command';
-import { PLATFORM_OPTION, STORE_OPTION, loadOptions, platformOption } from '../common';
+import { PLATFORM_OPTION, STORE_OPTION, loadOptions, platformOption, LIMIT_OPTION } from '../common';
 
 export const inspectCommand: Command = {
   name: 'inspect',
   usage: 'inspect REF [--platform OS/ARCH] [--store DIR]',
-  options: [PLATFORM_OPTION, STORE_OPTION],
+  options: [PLATFORM_OPTION, LIMIT_OPTION, STORE_OPTION],
   positionals: [1, 1],
   async run(ctx) {
     const [ref] = ctx.args.positionals;

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { loadArchiveIntoStore } from '../../store/load';
 import type { Command } from '../command';
 import { print } from '../command';
-import { QUIET_OPTION, STORE_OPTION, openStore } from '../common';
+import { QUIET_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
+import { limitsOf } from '../limits';
 import { progressFor } from '../progress';
 
 export const loadCommand: Command = {
@@ -12,6 +13,7 @@ export const loadCommand: Command = {
   options: [
     { name: 'tag', alias: 't', type: 'list', placeholder: 'NAME', description: 'name the (single) image this instead of what the archive says' },
     QUIET_OPTION,
+    LIMIT_OPTION,
     STORE_OPTION,
   ],
   positionals: [1, 1],
@@ -23,6 +25,7 @@ export const loadCommand: Command = {
       const result = await loadArchiveIntoStore(store, resolve(file), {
         fs: ctx.fs,
         names: (ctx.args.options.tag as string[] | undefined) ?? [],
+        limits: limitsOf(ctx),
         onProgress: progress.onProgress,
       });
       progress.done();

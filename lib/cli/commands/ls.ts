@@ -4,7 +4,7 @@ import { cleanPath } from '../../path';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, loadOptions } from '../common';
+import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, loadOptions, LIMIT_OPTION } from '../common';
 
 const TYPE_CHAR: Record<Entry['type'], string> = { file: '-', directory: 'd', symlink: 'l', hardlink: 'h' };
 
@@ -24,7 +24,7 @@ export function modeString(entry: Entry): string {
 export const lsCommand: Command = {
   name: 'ls',
   usage: 'ls REF [PATH] [--platform OS/ARCH] [--json] [--store DIR]',
-  options: [PLATFORM_OPTION, JSON_OPTION, STORE_OPTION],
+  options: [PLATFORM_OPTION, JSON_OPTION, LIMIT_OPTION, STORE_OPTION],
   positionals: [1, 2],
   async run(ctx) {
     const [ref, under = ''] = ctx.args.positionals;

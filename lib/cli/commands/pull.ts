@@ -4,7 +4,8 @@ import { pullToStore } from '../../registry/pull';
 import { parseRemoteReference } from '../../registry/remote';
 import type { Command } from '../command';
 import { print } from '../command';
-import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, openStore, platformOption } from '../common';
+import { limitsOf } from '../limits';
+import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, openStore, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor } from '../progress';
 import { REGISTRY_OPTIONS, progressEvents, registryAccess } from './push';
 
@@ -17,6 +18,7 @@ export const pullCommand: Command = {
     { name: 'all-platforms', type: 'boolean', description: 'keep the whole index, every platform (its digest unchanged)' },
     ...REGISTRY_OPTIONS,
     QUIET_OPTION,
+    LIMIT_OPTION,
     STORE_OPTION,
   ],
   positionals: [1, 1],
@@ -39,6 +41,7 @@ export const pullCommand: Command = {
         ...registryAccess(ctx),
         ...(all ? { platforms: 'all' as const } : platform ? { platform } : {}),
         name,
+        limits: limitsOf(ctx),
         onProgress: progressEvents(progress),
       });
       progress.done();

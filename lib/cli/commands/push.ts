@@ -7,7 +7,7 @@ import type { RegistryProgress } from '../../registry/target';
 import { loadTarget } from '../../transports';
 import type { Command, CommandContext } from '../command';
 import { print } from '../command';
-import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption } from '../common';
+import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor, type ProgressLine } from '../progress';
 
 /** The options every registry command takes (skopeo's names). */
@@ -46,6 +46,7 @@ export const pushCommand: Command = {
     { ...PLATFORM_OPTION, description: 'push only this platform of an index (default: all of them)' },
     ...REGISTRY_OPTIONS,
     QUIET_OPTION,
+    LIMIT_OPTION,
     STORE_OPTION,
   ],
   positionals: [2, 2],

@@ -7,7 +7,7 @@ import { writeDockerArchiveImages } from '../../formats/docker-archive';
 import { loadTarget, parseImageRef } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption } from '../common';
+import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor } from '../progress';
 
 const FORMATS = ['oci-archive', 'docker-archive'] as const;
@@ -20,6 +20,7 @@ export const saveCommand: Command = {
     { name: 'format', type: 'string', placeholder: 'FORMAT', description: 'oci-archive (default) or docker-archive' },
     { ...PLATFORM_OPTION, description: 'oci-archive: save only this platform; docker-archive: the platform manifest.json describes (default: this machine\'s)' },
     QUIET_OPTION,
+    LIMIT_OPTION,
     STORE_OPTION,
   ],
   positionals: [1, 64],

@@ -2,14 +2,15 @@
 import { copyImage, parseImageRef } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
-import { QUIET_OPTION, STORE_OPTION, openStore, storeOptions } from '../common';
+import { limitsOf } from '../limits';
+import { QUIET_OPTION, STORE_OPTION, openStore, storeOptions, LIMIT_OPTION } from '../common';
 import { storeName } from '../../store/names';
 import { progressFor } from '../progress';
 
 export const tagCommand: Command = {
   name: 'tag',
   usage: 'tag SOURCE TARGET [--store DIR]',
-  options: [QUIET_OPTION, STORE_OPTION],
+  options: [QUIET_OPTION, LIMIT_OPTION, STORE_OPTION],
   positionals: [2, 2],
   async run(ctx) {
     const [source, target] = ctx.args.positionals;
@@ -20,7 +21,7 @@ export const tagCommand: Command = {
     } else {
       const progress = progressFor(ctx, `importing ${source}`);
       try {
-        await copyImage(src, { transport: 'store', name: target }, { fs: ctx.fs, store: storeOptions(ctx), onProgress: progress.onProgress });
+        await copyImage(src, { transport: 'store', name: target }, { fs: ctx.fs, store: storeOptions(ctx), limits: limitsOf(ctx), onProgress: progress.onProgress });
       } finally {
         progress.done();
       }
