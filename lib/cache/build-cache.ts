@@ -30,7 +30,8 @@ import type { StepKey } from './step-key';
 
 export const CACHE_DIR = 'cache';
 const LAYOUT_VERSION = 'v1';
-const RECORD_VERSION = 1;
+/** 2: hardlink records carry their inode's attributes (layers with hardlinks encode differently). */
+const RECORD_VERSION = 2;
 
 export interface StepRecord {
   version: number;

@@ -11,6 +11,8 @@ export interface CommandContext {
   env: NodeJS.ProcessEnv;
   /** True when stderr is a terminal (progress bars are drawn only then). */
   interactive: boolean;
+  /** The option names the running command declares (others are not read, not even from the environment). */
+  declared?: ReadonlySet<string>;
 }
 
 export interface Command {

@@ -35,7 +35,10 @@ export function platformOption(ctx: CommandContext): Platform | undefined {
 /** How to open the store this invocation means (`--store`, else the environment's default). */
 export function storeOptions(ctx: CommandContext): StoreOptions {
   const root = ctx.args.options.store;
-  return { fs: ctx.fs, env: ctx.env, limits: limitsOf(ctx), ...(typeof root === 'string' ? { root } : {}) };
+  // Only the layer bounds: the store's own documents (its index.json grows with every tag) are
+  // ours, and a document bound meant for untrusted input must not lock a user out of the store.
+  const { layerLimits } = limitsOf(ctx);
+  return { fs: ctx.fs, env: ctx.env, ...(layerLimits ? { limits: { layerLimits } } : {}), ...(typeof root === 'string' ? { root } : {}) };
 }
 
 export function openStore(ctx: CommandContext): Promise<ImageStore> {

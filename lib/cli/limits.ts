@@ -61,8 +61,12 @@ export function parseLimits(settings: readonly string[]): ArchiveReadLimits {
   return limits;
 }
 
-/** The limits this invocation sets: $CLOUDROOTFS_LIMITS, then every `--limit`. */
+/**
+ * The limits this invocation sets: $CLOUDROOTFS_LIMITS, then every `--limit`; none for a command
+ * that does not take `--limit` (images, rmi…: they read only the store's own documents).
+ */
 export function limitsOf(ctx: CommandContext): ArchiveReadLimits {
+  if (ctx.declared && !ctx.declared.has('limit')) return {};
   const fromEnv = (ctx.env.CLOUDROOTFS_LIMITS ?? '')
     .split(',')
     .map((s) => s.trim())

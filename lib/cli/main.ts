@@ -96,6 +96,7 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
       fs: options.fs ?? (fs as unknown as FileSystem),
       env: options.env ?? process.env,
       interactive,
+      declared: new Set(command.options.map((o) => o.name)),
     });
     return code ?? 0;
   } catch (err) {

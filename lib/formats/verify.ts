@@ -11,14 +11,13 @@ import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import type { Content } from '../content';
 import { DigestCounter } from '../compress';
-import { CloudRootfsError, DigestMismatchError, SizeMismatchError } from '../errors';
+import { CloudRootfsError, CorruptArchiveError, DigestMismatchError, LimitExceededError, SizeMismatchError } from '../errors';
 import { Image, ImageIndex } from '../image/image';
 import { IO_CHUNK } from '../fs';
 import { applyLayer } from '../layer/apply';
 import type { Layer } from '../layer/layer';
 import { Rootfs } from '../rootfs/rootfs';
-import { readLayerBlob, type ReadLayerOptions } from '../tar/read';
-import { mapLimited } from '../util/concurrency';
+import { DEFAULT_MAX_ENTRIES, readLayerBlob, type ReadLayerOptions } from '../tar/read';
 import type { LayerReadLimits } from './blob-source';
 
 /** Default bound on a layer's uncompressed size when verifying it (as for reading layers). */
@@ -53,38 +52,56 @@ function imagesOf(target: Image | ImageIndex): Image[] {
   return target instanceof ImageIndex ? target.images().map((i) => i.image) : [target];
 }
 
-/** Throws DigestMismatchError / SizeMismatchError / CorruptArchiveError on the first bad layer. */
+type LayerJob = { digest: string; size: number; diffId: string; open: () => NodeJS.ReadableStream };
+
+/**
+ * Throws a typed error (DigestMismatchError, SizeMismatchError, CorruptArchiveError, the layer
+ * reader's errors, LimitExceededError) on the first bad layer.
+ *
+ * Each image is checked on its own, its layers read in order with one read ahead, applied to the
+ * merged tree and dropped: memory holds that tree and at most two parsed layers, never the whole
+ * stack, and the entries of all its layers together are bounded by `maxEntries` too (a stack of
+ * huge layers would otherwise exhaust memory here, or in any later flatten). A layer two images
+ * share is read for each, so each image's own diff_id for it is checked.
+ */
 export async function verifyLayers(target: Image | ImageIndex, options: VerifyOptions = {}): Promise<void> {
-  const seen = new Set<string>();
-  const jobs: { digest: string; size: number; diffId: string; open: () => NodeJS.ReadableStream }[] = [];
   const images = imagesOf(target);
-  for (const image of images) {
-    for (const layer of image.layers) {
-      if (layer.kind !== 'blob' || seen.has(layer.descriptor.digest)) continue;
-      seen.add(layer.descriptor.digest);
-      jobs.push({ digest: layer.descriptor.digest, size: layer.descriptor.size, diffId: layer.diffId, open: () => layer.blob.open() });
-    }
-  }
-  const parsed = new Map<string, Layer>();
-  const total = jobs.length;
+  const total = images.reduce((n, image) => n + image.layers.filter((l) => l.kind === 'blob').length, 0);
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   let done = 0;
-  await mapLimited(jobs, options.concurrency ?? 2, async (job) => {
-    // The reader checks size, digest, diff_id and every entry; it keeps the entries' metadata
-    // only (bounded by the limits), for the stacking check below.
-    const read = await readLayerBlob(
+  const read = async (layer: Image['layers'][number]): Promise<{ layer: Layer; entries: number }> => {
+    if (layer.kind !== 'blob') return { layer: layer.layer, entries: layer.layer.stats().entries };
+    const job: LayerJob = { digest: layer.descriptor.digest, size: layer.descriptor.size, diffId: layer.diffId, open: () => layer.blob.open() };
+    // The reader checks size, digest, diff_id and every entry, keeping the entries' metadata.
+    const result = await readLayerBlob(
       { size: job.size, open: () => job.open() as Readable, source: `layer ${job.digest}` },
       { ...readOptions(options), expectedSize: job.size, expectedDigest: job.digest, expectedDiffId: job.diffId },
     ).catch(async (err) => {
       throw (await storedBytesMismatch(job)) ?? err;
     });
-    parsed.set(job.digest, read.layer);
     options.onProgress?.({ phase: 'verify', digest: job.digest, done: ++done, total });
-  });
-  // Stacking: what only the layers together can get wrong (a hardlink to a file no layer has, a
-  // child under a file) fails here, as it would in every later flatten or export.
+    return { layer: result.layer, entries: result.entries };
+  };
   for (const image of images) {
     let rootfs = Rootfs.empty();
-    for (const layer of image.layers) rootfs = applyLayer(rootfs, layer.kind === 'blob' ? parsed.get(layer.descriptor.digest)! : layer.layer);
+    let entries = 0;
+    let ahead: Promise<{ layer: Layer; entries: number }> | undefined = image.layers.length > 0 ? read(image.layers[0]) : undefined;
+    for (let i = 0; ahead; i++) {
+      const current = ahead;
+      ahead = i + 1 < image.layers.length ? read(image.layers[i + 1]) : undefined;
+      ahead?.catch(() => undefined); // awaited in its turn, or settled below before a failure is reported
+      try {
+        const next = await current;
+        entries += next.entries;
+        if (entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `the layers of one image together (${entries} entries)`);
+        // Stacking: what only the layers together can get wrong (a hardlink to a file no layer
+        // has, a child under a file) fails here, as in every later flatten or export.
+        rootfs = applyLayer(rootfs, next.layer);
+      } catch (err) {
+        await ahead?.catch(() => undefined); // no read left running behind a failure
+        throw err;
+      }
+    }
   }
 }
 
@@ -92,7 +109,7 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
  * When a layer fails to parse, bytes that are not the blob the manifest names explain it better
  * than the parse error: hash the stored bytes (this second read happens only on failure).
  */
-async function storedBytesMismatch(job: { digest: string; size: number; open: () => NodeJS.ReadableStream }): Promise<CloudRootfsError | undefined> {
+async function storedBytesMismatch(job: LayerJob): Promise<CloudRootfsError | undefined> {
   const counter = new DigestCounter();
   try {
     for await (const chunk of job.open() as Readable) {
@@ -118,9 +135,15 @@ export function diffIdCheckedContent(content: Content, diffId: string, options: 
   const what = content.source ?? content.digest ?? 'layer';
   async function* checked(): AsyncGenerator<Buffer> {
     const input = new PassThrough({ highWaterMark: IO_CHUNK });
-    const state: { failure?: { error: unknown } } = {};
+    const state: { failure?: { error: unknown }; settled?: boolean } = {};
     const parsed = readLayerBlob({ size: -1, open: () => input, source: what }, { ...readOptions(options), expectedDiffId: diffId });
-    parsed.catch((error) => (state.failure ??= { error })); // awaited below; reported at the next chunk meanwhile
+    parsed.then(
+      () => (state.settled = true),
+      (error) => {
+        state.settled = true;
+        state.failure ??= { error };
+      },
+    ); // awaited below; reported at the next chunk meanwhile
     const throwIfFailed = () => {
       if (state.failure) throw state.failure.error;
     };
@@ -128,19 +151,23 @@ export function diffIdCheckedContent(content: Content, diffId: string, options: 
     try {
       for await (const chunk of source) {
         const buf = chunk as Buffer;
-        // After a parse failure the rest still streams (not parsed): a source that checks its own
-        // digest (a registry blob) then fails first when its bytes were corrupted on the way,
-        // the more useful report; otherwise the parse failure is thrown at the end, before the
-        // stream ends cleanly, so the blob is still never kept.
-        if (!state.failure && !input.write(buf)) await Promise.race([once(input, 'drain'), parsed]).catch(() => undefined);
+        if (state.failure) {
+          // A tar that does not parse may be bytes corrupted on the way: a source that checks its
+          // own digest (a registry blob) then fails by the end, the more useful report, so the
+          // rest still streams (unparsed). Anything else — a hostile entry, a limit — is final.
+          if (!(state.failure.error instanceof CorruptArchiveError)) throwIfFailed();
+        } else if (!input.write(buf)) await Promise.race([once(input, 'drain'), parsed]).catch(() => undefined);
         yield buf;
       }
+      // Before the stream ends cleanly: a failing layer is never named.
       throwIfFailed();
       input.end();
       await parsed;
     } finally {
       source.destroy();
-      input.destroy();
+      // A consumer that stopped early: end the parser too, so nothing waits on it.
+      if (!state.settled) input.destroy(new Error('layer stream abandoned'));
+      else input.destroy();
     }
   }
   return {

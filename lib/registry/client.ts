@@ -634,7 +634,7 @@ export class RegistryClient {
     const stream = source.open();
     // A declared digest goes to the registry, which checks it: hash here only to learn a digest
     // nobody declared (or when asked to).
-    const hashHere = this.options.verifyUploads === true || (source.digest === undefined && source.digestAfter === undefined);
+    const hashHere = this.options.verifyUploads === true || source.digest === undefined;
     const meter = new Meter(hashHere ? createDigestHasher(algorithm) : undefined, source.size);
     // Checked as the source ends, before the last bytes go out, so a bad source never commits.
     const atEnd = (): void => void this.checkMeasured(meter, source);
@@ -718,9 +718,8 @@ export class RegistryClient {
     if (source.digest && measured && source.digest !== measured) throw new DigestMismatchError(source.digest, measured, 'blob upload source');
     const after = source.digestAfter?.();
     if (after && measured && after !== measured) throw new DigestMismatchError(after, measured, 'blob upload source');
-    const digest = source.digest ?? after ?? measured;
-    if (!digest) throw new UsageError('a blob source without a digest must be hashed');
-    return digest;
+    if (after && source.digest && after !== source.digest) throw new DigestMismatchError(source.digest, after, 'blob upload source');
+    return (source.digest ?? measured)!; // one of them: without a declared digest the bytes are hashed
   }
 
   private nextLocation(res: Response, current: string): string {

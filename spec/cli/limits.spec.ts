@@ -87,6 +87,15 @@ describe('the CLI applies them', () => {
     expect(await cli(fs, ['export', '--limit', 'path-bytes=4096', 'kubernetes:v1.19.9', '/out'])).toMatchObject({ code: 0 });
   });
 
+  test('commands without --limit (images, rmi) ignore $CLOUDROOTFS_LIMITS; the own index of the store is never bounded by it', async () => {
+    const fs = await withArchive();
+    expect(await cli(fs, ['load', '-q', '/in/image.tar'])).toMatchObject({ code: 0 });
+    expect(await cli(fs, ['images'], { CLOUDROOTFS_LIMITS: 'entries=lots' })).toMatchObject({ code: 0, out: expect.stringContaining('kubernetes') });
+    // A document bound far below the store's index.json: reads of the store still work.
+    expect(await cli(fs, ['ls', '--limit', 'document-bytes=1', 'kubernetes:v1.19.9'])).toMatchObject({ code: 0 });
+    expect(await cli(fs, ['rmi', 'kubernetes:v1.19.9'], { CLOUDROOTFS_LIMITS: 'document-bytes=1' })).toMatchObject({ code: 0 });
+  });
+
   test('bad settings are usage errors (exit 2), from flags or the environment', async () => {
     const fs = await withArchive();
     expect(await cli(fs, ['ls', '--limit', 'nope=1', 'oci-archive:/in/image.tar'])).toMatchObject({ code: 2, err: expect.stringContaining('unknown limit') });

@@ -90,6 +90,9 @@ describeWithRegistry('none', 'RegistryClient', () => {
       const other = randomData(1000);
       const wrong = { ...bufferSource(other), digestAfter: () => sha256('something else') };
       await expect(c.putBlob(repo, wrong)).rejects.toBeInstanceOf(DigestMismatchError);
+      // A declared digest and a digestAfter that disagree: refused whichever is right.
+      const torn = { ...bufferSource(other, { digest: true }), digestAfter: () => sha256('yet another') };
+      await expect(c.putBlob(repo, torn, { streaming: true })).rejects.toBeInstanceOf(DigestMismatchError);
       await expect(c.blobExists(repo, sha256(other))).resolves.toBeUndefined();
     });
 
