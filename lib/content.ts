@@ -18,6 +18,17 @@ export interface Content {
   readonly source?: string;
   /** Set when the bytes are exactly a file (or a window of one): readers may seek instead of stream. */
   readonly file?: { readonly fs: FileSystem; readonly path: string; readonly offset: number };
+  /**
+   * True when every `open()` stream fails *before it ends* unless its bytes are exactly `size`
+   * bytes hashing to `digest` (a registry blob: the client hashes as they pass). A writer that
+   * names its file only after a clean end then needs no hash of its own.
+   */
+  readonly selfVerifying?: boolean;
+}
+
+/** True when reading `content` checks it against `expected` on its own (see Content.selfVerifying). */
+export function verifiesItself(content: Content, expected: { digest: string; size: number }): boolean {
+  return content.selfVerifying === true && content.digest === expected.digest && content.size === expected.size;
 }
 
 /** Content held in memory (small files the builder writes: configs, Metadata, link files). */

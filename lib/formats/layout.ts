@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { Content, fileContent } from '../content';
+import { Content, fileContent, verifiesItself } from '../content';
 import { DigestCounter } from '../compress';
 import {
   BlobNotFoundError,
@@ -176,7 +176,7 @@ export class OciLayout implements BlobTarget, BlobSource {
     if (await this.has(descriptor)) return;
     const path = this.blobPath(descriptor.digest);
     await ensureDir(this.fs, posix.dirname(path));
-    await writeVerifiedFile(this.fs, path, content.open(), descriptor);
+    await writeVerifiedFile(this.fs, path, content.open(), descriptor, { sourceVerifies: verifiesItself(content, descriptor) });
   }
 
   async putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: Awaited<ReturnType<typeof encodeLayer>>; blob: Content }> {

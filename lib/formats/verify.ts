@@ -136,7 +136,11 @@ export function diffIdCheckedContent(content: Content, diffId: string, options: 
   async function* checked(): AsyncGenerator<Buffer> {
     const input = new PassThrough({ highWaterMark: IO_CHUNK });
     const state: { failure?: { error: unknown }; settled?: boolean } = {};
-    const parsed = readLayerBlob({ size: -1, open: () => input, source: what }, { ...readOptions(options), expectedDiffId: diffId });
+    // The stored bytes are hashed by whoever checks `content` (the registry client): not here too.
+    const parsed = readLayerBlob(
+      { size: -1, open: () => input, source: what },
+      { ...readOptions(options), expectedDiffId: diffId, hashStored: !content.selfVerifying },
+    );
     parsed.then(
       () => (state.settled = true),
       (error) => {
@@ -174,6 +178,8 @@ export function diffIdCheckedContent(content: Content, diffId: string, options: 
     size: content.size,
     ...(content.digest ? { digest: content.digest } : {}),
     ...(content.source ? { source: content.source } : {}),
+    // The inner stream's failure ends this one before its end too.
+    ...(content.selfVerifying ? { selfVerifying: true } : {}),
     open: () => Readable.from(checked(), { objectMode: false, highWaterMark: IO_CHUNK }),
   };
 }

@@ -23,15 +23,6 @@ export function blobOrigin(content: Content): BlobOrigin | undefined {
   return origins.get(content);
 }
 
-/**
- * True when reading `content` checks it against `descriptor` on its own: a registry blob's stream
- * fails before it ends unless its bytes have exactly that size and digest (the client hashes them
- * as they pass). A writer that names its file only after a clean end needs no hash of its own.
- */
-export function verifiesItself(content: Content, descriptor: { digest: string; size: number }): boolean {
-  return origins.get(content)?.digest === descriptor.digest && content.size === descriptor.size;
-}
-
 export interface RegistryBlobOptions {
   /** Called as bytes arrive (progress). */
   onBytes?: (digest: string, done: number, total: number) => void;
@@ -47,6 +38,8 @@ export function registryBlobContent(
     size: blob.size,
     digest: blob.digest,
     source: `${client.registry}/${repository}@${blob.digest}`,
+    // getBlob fails the stream before its end on a wrong size or digest.
+    selfVerifying: true,
     open: () => Readable.from(download(client, repository, blob, options), { objectMode: false, highWaterMark: IO_CHUNK }),
   };
   origins.set(content, { registry: client.registry, repository, digest: blob.digest });

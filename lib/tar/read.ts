@@ -48,11 +48,18 @@ export interface ReadLayerOptions {
    * 0.4.7's `insert` writes them. Without one, a missing marker is how truncation shows.
    */
   requireEndMarker?: boolean;
+  /**
+   * Hash the stored bytes (default true). False when something else already checks them (a
+   * registry blob's stream verifies its own digest): `digest` is then '' and `expectedDigest`
+   * must not be given.
+   */
+  hashStored?: boolean;
 }
 
 export interface ReadLayer {
   layer: Layer;
   diffId: string;
+  /** sha256 of the stored bytes ('' with `hashStored: false`). */
   digest: string;
   size: number;
   uncompressedSize: number;
@@ -66,8 +73,22 @@ export const DEFAULT_MAX_METADATA_BYTES = 1 << 30;
 const DEFAULT_MAX_LINK_BYTES = 4096;
 const MAX_XATTR_BYTES = 64 << 10;
 
+/** What a tap feeds: a DigestCounter, or only a byte count. */
+type Counter = { update(chunk: Buffer): unknown; readonly size: number; digest(): string };
+
+function sizeOnly(): Counter {
+  let size = 0;
+  return {
+    update: (chunk: Buffer) => (size += chunk.length),
+    get size() {
+      return size;
+    },
+    digest: () => '',
+  };
+}
+
 function tap(
-  counter: DigestCounter,
+  counter: Counter,
   onFirst?: (chunk: Buffer) => void,
   tail?: { last: Buffer; ended: boolean },
 ): Transform {
@@ -124,7 +145,8 @@ function wrapTarError(err: unknown, source: string): unknown {
  */
 export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {}): Promise<ReadLayer> {
   const source = options.source ?? blob.source ?? 'layer';
-  const raw = new DigestCounter();
+  if (options.hashStored === false && options.expectedDigest) throw new Error('internal: expectedDigest needs hashStored');
+  const raw: Counter = options.hashStored === false ? sizeOnly() : new DigestCounter();
   const tar = new DigestCounter();
   let compression: CompressionAlgorithm = 'none';
   const tail = { last: Buffer.alloc(0), ended: false };

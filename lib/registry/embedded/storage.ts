@@ -14,7 +14,7 @@
  */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Content } from '../../content';
+import { verifiesItself, type Content } from '../../content';
 import { digestOfBuffer } from '../../compress';
 import { DigestMismatchError, InvalidReferenceError } from '../../errors';
 import { lstatOrUndefined, type FileSystem } from '../../fs';
@@ -24,8 +24,7 @@ import type { BlobTarget } from '../../image/write';
 import type { Layer } from '../../layer/layer';
 import { isValidRepository, isValidTag } from '../../reference/docker';
 import { encodeLayer, type EncodedLayer, type EncodeLayerOptions } from '../../tar/write';
-import { ensureDir, pumpTo, writeFileAtomic, writeStreamAtomic } from '../../util/atomic';
-import { verifiesItself } from '../blob-content';
+import { ensureDir, writeFileAtomic, writeStreamAtomic } from '../../util/atomic';
 import { isManifestLike } from '../target';
 import { writeVerifiedFile } from '../../util/verified-write';
 
@@ -92,10 +91,9 @@ export class DistributionStorage {
    * client as it streams (its stream fails before it ends), so its bytes are hashed once, not twice.
    */
   async putBlobContent(content: Content, descriptor: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
-    if (!verifiesItself(content, descriptor)) return this.putBlobStream(() => content.open(), descriptor);
-    await this.once(descriptor.digest, descriptor.size, async (path) => {
-      await writeStreamAtomic(this.fs, path, (write) => pumpTo(content.open(), write));
-    });
+    await this.once(descriptor.digest, descriptor.size, (path) =>
+      writeVerifiedFile(this.fs, path, content.open(), descriptor, { sourceVerifies: verifiesItself(content, descriptor) }),
+    );
   }
 
   /** Encode a changeset layer straight into the blob store; its name is known once it is written. */
