@@ -3,29 +3,15 @@
  * reach the readers (load, ls of an archive, export from the store), later settings win, and bad
  * settings are usage errors.
  */
-import { Writable } from 'node:stream';
-import { runCli } from '../../lib/cli/main';
 import { CLI_LIMITS, parseLimits } from '../../lib/cli/limits';
 import { writeOciArchive } from '../../lib/formats/oci-archive';
 import type { FileSystem } from '../../lib/fs';
 import { ImageStore } from '../../lib/store';
 import { cloudImage, memfs } from '../formats/archive-support';
+import { runCaptured } from '../support/cli';
 
-class Capture extends Writable {
-  text = '';
-  isTTY = false;
-  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
-async function cli(fs: FileSystem, argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const code = await runCli(argv, { fs, stdout, stderr, env: { CLOUDROOTFS_STORE: '/store', HOME: '/home/u', ...env } });
-  return { code, out: stdout.text, err: stderr.text };
-}
+const cli = (fs: FileSystem, argv: string[], env: Record<string, string> = {}) =>
+  runCaptured(fs, argv, { CLOUDROOTFS_STORE: '/store', HOME: '/home/u', ...env });
 
 /** An archive of the sample CloudImage: 3 layers, the first with several entries. */
 async function withArchive(): Promise<FileSystem> {

@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { runCli } from '../../lib/cli/main';
 import { humanSize, table } from '../../lib/cli/common';
 import { ProgressLine } from '../../lib/cli/progress';
 import type { FileSystem } from '../../lib/fs';
@@ -7,23 +5,10 @@ import { ImageStore } from '../../lib/store';
 import { Image } from '../../lib/image/image';
 import { Layer } from '../../lib/layer/layer';
 import { cloudImage, memfs, multiArch } from '../formats/archive-support';
+import { Capture, runCaptured } from '../support/cli';
 
-class Capture extends Writable {
-  text = '';
-  isTTY = false;
-  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
-
-async function cli(fs: FileSystem, argv: string[], options: { tty?: boolean } = {}): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new Capture();
-  const stderr = new Capture();
-  stderr.isTTY = !!options.tty;
-  const code = await runCli(argv, { fs, stdout, stderr, env: { CLOUDROOTFS_STORE: '/store', HOME: '/home/u' } });
-  return { code, out: stdout.text, err: stderr.text };
-}
+const cli = (fs: FileSystem, argv: string[], options: { tty?: boolean } = {}) =>
+  runCaptured(fs, argv, { CLOUDROOTFS_STORE: '/store', HOME: '/home/u' }, options);
 
 async function seeded(): Promise<FileSystem> {
   const fs = memfs();

@@ -4,7 +4,6 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { parseArgs } from '../../lib/cli/args';
 import type { Command } from '../../lib/cli/command';
 import { loginCommand } from '../../lib/cli/commands/login';
@@ -17,19 +16,12 @@ import { Image, ImageIndex } from '../../lib/image/image';
 import { pullImage, pullToStore, resolveBase } from '../../lib/registry/pull';
 import { pushImage } from '../../lib/registry/push';
 import { ImageStore } from '../../lib/store';
+import { Capture } from '../support/cli';
 import { describeWithRegistry, startTestRegistry, uniqueRepo, type TestRegistry } from '../support/registry';
 import { contentsOf, randomTag, sampleImage, sampleIndex, tempDir } from './images';
 
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const arm64 = { os: 'linux', architecture: 'arm64' };
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 /** Runs one command as main.ts would (options parsed, positionals checked), returning its output or error. */
 async function run(command: Command, argv: string[], env: NodeJS.ProcessEnv): Promise<{ out: string; error?: CloudRootfsError }> {
