@@ -30,16 +30,12 @@ export interface VerifyProgress {
   total: number;
 }
 
-/** Bounds for the layers' tars: the same as for reading layers. */
-type LayerCheckLimits = LayerReadLimits;
-
-export interface VerifyOptions extends LayerCheckLimits {
-  /** Layers verified at once (default 2). */
-  concurrency?: number;
+/** The layers' tars are bounded as for reading layers (LayerReadLimits). */
+export interface VerifyOptions extends LayerReadLimits {
   onProgress?: (event: VerifyProgress) => void;
 }
 
-function readOptions(limits: LayerCheckLimits): ReadLayerOptions {
+function readOptions(limits: LayerReadLimits): ReadLayerOptions {
   return {
     maxUncompressedBytes: limits.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED_BYTES,
     ...(limits.maxEntries !== undefined ? { maxEntries: limits.maxEntries } : {}),
@@ -131,7 +127,7 @@ async function storedBytesMismatch(job: LayerJob): Promise<CloudRootfsError | un
  * destination that renames a blob into place only after its stream ended cleanly (layouts, the
  * store) therefore never keeps such a layer, and the check costs no second read.
  */
-export function diffIdCheckedContent(content: Content, diffId: string, options: LayerCheckLimits = {}): Content {
+export function diffIdCheckedContent(content: Content, diffId: string, options: LayerReadLimits = {}): Content {
   const what = content.source ?? content.digest ?? 'layer';
   async function* checked(): AsyncGenerator<Buffer> {
     const input = new PassThrough({ highWaterMark: IO_CHUNK });

@@ -16,6 +16,7 @@ import {
   LimitExceededError,
   SizeMismatchError,
   UnsupportedEntryError,
+  UsageError,
 } from '../errors';
 import { IO_CHUNK } from '../fs';
 import { Layer } from '../layer/layer';
@@ -145,7 +146,7 @@ function wrapTarError(err: unknown, source: string): unknown {
  */
 export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {}): Promise<ReadLayer> {
   const source = options.source ?? blob.source ?? 'layer';
-  if (options.hashStored === false && options.expectedDigest) throw new Error('internal: expectedDigest needs hashStored');
+  if (options.hashStored === false && options.expectedDigest) throw new UsageError('readLayerBlob: expectedDigest needs hashStored');
   const raw: Counter = options.hashStored === false ? sizeOnly() : new DigestCounter();
   const tar = new DigestCounter();
   let compression: CompressionAlgorithm = 'none';
