@@ -309,6 +309,10 @@ export class BlobWriteSession implements BlobTarget {
 
   constructor(readonly layout: OciLayout) {}
 
+  blob(d: Pick<Descriptor, 'digest' | 'size'>): Content {
+    return this.layout.blob(d);
+  }
+
   private note(d: Descriptor): void {
     this.needed.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
   }

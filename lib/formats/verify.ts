@@ -51,6 +51,27 @@ function imagesOf(target: Image | ImageIndex): Image[] {
 type LayerJob = { digest: string; size: number; diffId: string; open: () => NodeJS.ReadableStream };
 
 /**
+ * An image's layers applied in order to one merged tree, as a flatten would: what only the layers
+ * together can get wrong (a hardlink to a file no layer has, a child under a file) fails here
+ * with the flatten's typed error, and the entries of all layers together are bounded by
+ * `maxEntries` (a stack of huge layers would otherwise exhaust memory, here or in any later read).
+ */
+export class StackCheck {
+  private rootfs = Rootfs.empty();
+  private entries = 0;
+
+  constructor(private readonly maxEntries = DEFAULT_MAX_ENTRIES) {}
+
+  add(layer: Layer, entries: number): void {
+    this.entries += entries;
+    if (this.entries > this.maxEntries) {
+      throw new LimitExceededError('maxEntries', this.maxEntries, `the layers of one image together (${this.entries} entries)`);
+    }
+    this.rootfs = applyLayer(this.rootfs, layer);
+  }
+}
+
+/**
  * Throws a typed error (DigestMismatchError, SizeMismatchError, CorruptArchiveError, the layer
  * reader's errors, LimitExceededError) on the first bad layer.
  *
@@ -63,7 +84,6 @@ type LayerJob = { digest: string; size: number; diffId: string; open: () => Node
 export async function verifyLayers(target: Image | ImageIndex, options: VerifyOptions = {}): Promise<void> {
   const images = imagesOf(target);
   const total = images.reduce((n, image) => n + image.layers.filter((l) => l.kind === 'blob').length, 0);
-  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   let done = 0;
   const read = async (layer: Image['layers'][number]): Promise<{ layer: Layer; entries: number }> => {
     if (layer.kind !== 'blob') return { layer: layer.layer, entries: layer.layer.stats().entries };
@@ -79,8 +99,7 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
     return { layer: result.layer, entries: result.entries };
   };
   for (const image of images) {
-    let rootfs = Rootfs.empty();
-    let entries = 0;
+    const stack = new StackCheck(options.maxEntries);
     let ahead: Promise<{ layer: Layer; entries: number }> | undefined = image.layers.length > 0 ? read(image.layers[0]) : undefined;
     for (let i = 0; ahead; i++) {
       const current = ahead;
@@ -88,11 +107,7 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
       ahead?.catch(() => undefined); // awaited in its turn, or settled below before a failure is reported
       try {
         const next = await current;
-        entries += next.entries;
-        if (entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `the layers of one image together (${entries} entries)`);
-        // Stacking: what only the layers together can get wrong (a hardlink to a file no layer
-        // has, a child under a file) fails here, as in every later flatten or export.
-        rootfs = applyLayer(rootfs, next.layer);
+        stack.add(next.layer, next.entries);
       } catch (err) {
         await ahead?.catch(() => undefined); // no read left running behind a failure
         throw err;
@@ -127,7 +142,14 @@ async function storedBytesMismatch(job: LayerJob): Promise<CloudRootfsError | un
  * destination that renames a blob into place only after its stream ended cleanly (layouts, the
  * store) therefore never keeps such a layer, and the check costs no second read.
  */
-export function diffIdCheckedContent(content: Content, diffId: string, options: LayerReadLimits = {}): Content {
+export function diffIdCheckedContent(
+  content: Content,
+  diffId: string,
+  options: LayerReadLimits & {
+    /** The parsed layer, before the stream ends (so a throw here still fails it): for a stack check. */
+    onLayer?: (layer: Layer, entries: number) => void;
+  } = {},
+): Content {
   const what = content.source ?? content.digest ?? 'layer';
   async function* checked(): AsyncGenerator<Buffer> {
     const input = new PassThrough({ highWaterMark: IO_CHUNK });
@@ -162,7 +184,8 @@ export function diffIdCheckedContent(content: Content, diffId: string, options: 
       // Before the stream ends cleanly: a failing layer is never named.
       throwIfFailed();
       input.end();
-      await parsed;
+      const result = await parsed;
+      options.onLayer?.(result.layer, result.entries);
     } finally {
       source.destroy();
       // A consumer that stopped early: end the parser too, so nothing waits on it.

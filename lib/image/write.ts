@@ -25,6 +25,8 @@ export interface BlobTarget {
   putLayer(layer: Layer, options: EncodeLayerOptions): Promise<{ encoded: EncodedLayer; blob?: Content }>;
   /** Called after each manifest/index is stored (registries PUT manifests here). */
   putManifest?(bytes: Buffer, descriptor: Descriptor): Promise<void>;
+  /** A blob the destination holds, to read back (layouts and the store). */
+  blob?(descriptor: Pick<Descriptor, 'digest' | 'size'>): Content;
 }
 
 export interface WriteProgress {
@@ -39,6 +41,12 @@ export interface WriteProgress {
 export interface WriteImageOptions extends EncodeLayerOptions {
   /** Layers written at once (default 2: each already uses every core for compression). */
   layerConcurrency?: number;
+  /**
+   * Called once an image's layers are in the destination, before its config and manifest: a
+   * check that throws here fails the write with no manifest written (a pull checks the stack of
+   * layers it streamed).
+   */
+  beforeManifest?: (image: Image, target: BlobTarget) => Promise<void>;
   onProgress?: (event: WriteProgress) => void;
 }
 
@@ -89,6 +97,7 @@ export async function writeImage(image: Image, target: BlobTarget, options: Writ
     throw new InvalidImageError('an image needs at least one layer (add a file, or COPY something, before writing it)');
   }
   const layers = await writeLayers(image, target, options);
+  await options.beforeManifest?.(image, target);
   const s = serializeImage(image, layers);
   await putSmall(target, s.config, s.configDescriptor);
   options.onProgress?.({ phase: 'config', digest: s.configDescriptor.digest });

@@ -11,14 +11,17 @@
  * checked against its digest and size before it is renamed into place, manifests last.
  */
 import { Content } from '../content';
-import { CloudRootfsError, ImageNotFoundError, SizeMismatchError, UnsupportedMediaTypeError, UsageError } from '../errors';
+import { CloudRootfsError, ImageNotFoundError, LimitExceededError, SizeMismatchError, UnsupportedMediaTypeError, UsageError } from '../errors';
 import { Image, ImageIndex } from '../image/image';
 import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, formatPlatform } from '../image/platform';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { writeTarget, type BlobTarget, type WriteImageOptions } from '../image/write';
 import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits, type LayerReadLimits } from '../formats/blob-source';
 import { OciLayout } from '../formats/layout';
-import { diffIdCheckedContent } from '../formats/verify';
+import { StackCheck, diffIdCheckedContent } from '../formats/verify';
+import type { BlobLayer } from '../image/layer';
+import type { Layer } from '../layer/layer';
+import { DEFAULT_MAX_ENTRIES, readLayerBlob } from '../tar/read';
 import { isIndexMediaType, isManifestMediaType } from '../media-types';
 import { registryBlobContent } from './blob-content';
 import type { RegistryClient } from './client';
@@ -88,9 +91,11 @@ export interface TaggableBlobTarget extends BlobTarget {
  */
 export async function pullToLayout(reference: string, layout: TaggableBlobTarget, options: PullToOptions & { tag?: string } = {}): Promise<PullResult> {
   const ref = parseRemoteReference(reference);
-  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), true);
+  const streamed = new StreamedLayers(options.limits?.layerLimits ?? {});
+  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), streamed);
   // A layout takes back what a failed download wrote; other targets get writeTarget's order only.
-  const descriptor = layout instanceof OciLayout ? await layout.writeBlobs(target, writeOptions(options)) : await writeTarget(target, layout, writeOptions(options));
+  const write = writeOptions(options, streamed);
+  const descriptor = layout instanceof OciLayout ? await layout.writeBlobs(target, write) : await writeTarget(target, layout, write);
   if (options.tag !== undefined && layout.tag) await layout.tag(descriptor, options.tag);
   return { reference: ref.name, descriptor, target };
 }
@@ -116,14 +121,15 @@ export async function pullToStore(
   const ref = parseRemoteReference(reference);
   // Layers are checked against their diff_ids as they download: the store never names an image
   // whose config lies about its layers.
-  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), true);
+  const streamed = new StreamedLayers(options.limits?.layerLimits ?? {});
+  const target = await loadRemote(ref, withDefaultPlatform(options), withDefaultPlatform(options), streamed);
   if (options.name === undefined && ref.tag === undefined) {
     if (!store.putUntagged) throw new UsageError(`${reference} names a digest only: give the name to store it under`);
-    const descriptor = await store.putUntagged(target, writeOptions(options));
+    const descriptor = await store.putUntagged(target, writeOptions(options, streamed));
     return { reference: ref.name, descriptor, target: await store.loadTarget(descriptor.digest), name: descriptor.digest };
   }
   const name = options.name ?? `${ref.registry}/${ref.repository}:${ref.tag}`;
-  const descriptor = await store.put(target, name, writeOptions(options));
+  const descriptor = await store.put(target, name, writeOptions(options, streamed));
   const stored = await store.loadTarget(name);
   return { reference: ref.name, descriptor, target: stored, name };
 }
@@ -188,11 +194,70 @@ function withDefaultPlatform<T extends PullOptions>(options: T): T {
   return options.platform !== undefined || options.platforms !== undefined ? options : { ...options, platform: hostPlatform() };
 }
 
-function writeOptions(options: PullToOptions): WriteImageOptions {
+function writeOptions(options: PullToOptions, streamed: StreamedLayers): WriteImageOptions {
   return {
     layerConcurrency: options.layerConcurrency ?? 4,
     onProgress: options.onProgress,
+    beforeManifest: (image, target) => streamed.checkStack(image, target),
   };
+}
+
+/**
+ * The layers a pull parsed while they streamed into the destination (each checked on its own:
+ * diff_id, every entry, the limits), held until their image's stack is checked — before its
+ * manifest is written, so an image whose layers only together go wrong (a hardlink to a file in
+ * no layer) is never named either. A layer the destination already had is read back from it.
+ * What is held is bounded like a stack: `maxEntries` entries in all.
+ */
+class StreamedLayers {
+  private readonly parsed = new Map<string, { layer: Layer; entries: number }>();
+  private held = 0;
+
+  constructor(readonly limits: LayerReadLimits) {}
+
+  private static key(digest: string, diffId: string): string {
+    return `${digest} ${diffId}`;
+  }
+
+  /** For diffIdCheckedContent: keep a parsed layer (a throw fails its stream). */
+  recorder(digest: string, diffId: string): (layer: Layer, entries: number) => void {
+    return (layer, entries) => {
+      const max = this.limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
+      if (this.held + entries > max) throw new LimitExceededError('maxEntries', max, `the layers of one image together (${this.held + entries} entries)`);
+      this.held += entries;
+      this.parsed.set(StreamedLayers.key(digest, diffId), { layer, entries });
+    };
+  }
+
+  async checkStack(image: Image, target: BlobTarget): Promise<void> {
+    const stack = new StackCheck(this.limits.maxEntries);
+    for (const l of image.layers) {
+      if (l.kind !== 'blob') {
+        stack.add(l.layer, l.layer.stats().entries);
+        continue;
+      }
+      const got = this.parsed.get(StreamedLayers.key(l.descriptor.digest, l.diffId)) ?? (await this.readBack(l, target));
+      if (!got) return; // a destination that cannot give blobs back: each layer was checked alone
+      stack.add(got.layer, got.entries);
+    }
+    for (const l of image.layers) {
+      if (l.kind !== 'blob') continue;
+      const key = StreamedLayers.key(l.descriptor.digest, l.diffId);
+      this.held -= this.parsed.get(key)?.entries ?? 0;
+      this.parsed.delete(key);
+    }
+  }
+
+  private async readBack(l: BlobLayer, target: BlobTarget): Promise<{ layer: Layer; entries: number } | undefined> {
+    if (!target.blob) return undefined;
+    const read = await readLayerBlob(target.blob(l.descriptor), {
+      ...this.limits,
+      expectedSize: l.descriptor.size,
+      expectedDigest: l.descriptor.digest,
+      expectedDiffId: l.diffId,
+    });
+    return { layer: read.layer, entries: read.entries };
+  }
 }
 
 /**
@@ -208,14 +273,15 @@ class RegistrySource implements BlobSource {
 
   constructor(
     private readonly remote: Remote,
-    private readonly checkDiffIds: LayerReadLimits | undefined,
+    private readonly streamed: StreamedLayers | undefined,
   ) {
     this.where = `${remote.client.registry}/${remote.repository}`;
   }
 
   blob(d: Pick<Descriptor, 'digest' | 'size'>, diffId?: string): Content {
     const content = registryBlobContent(this.remote.client, this.remote.repository, d, { onBytes: this.remote.onBytes });
-    return this.checkDiffIds && diffId ? diffIdCheckedContent(content, diffId, this.checkDiffIds) : content;
+    const s = this.streamed;
+    return s && diffId ? diffIdCheckedContent(content, diffId, { ...s.limits, onLayer: s.recorder(d.digest, diffId) }) : content;
   }
 
   async readDocument(d: Descriptor, maxBytes: number): Promise<Buffer> {
@@ -239,7 +305,7 @@ async function loadRemote(
   ref: RemoteReference,
   access: RegistryAccessOptions & { mirrors?: PullOptions['mirrors'] },
   selection: PullOptions & PullToOptions,
-  checkDiffIds = false,
+  streamed?: StreamedLayers,
 ): Promise<Image | ImageIndex> {
   const registry = access.mirrors?.[ref.registry] ?? ref.registry;
   const onProgress = selection.onProgress;
@@ -250,7 +316,7 @@ async function loadRemote(
     onBytes: onProgress ? (digest, done, total) => onProgress({ phase: 'bytes', digest, done, total }) : undefined,
   };
   const wanted = wantedPlatforms(selection);
-  const source = new RegistrySource(remote, checkDiffIds ? { ...(limits.layerLimits ?? {}) } : undefined);
+  const source = new RegistrySource(remote, streamed);
   const m = await remote.client.getManifest(remote.repository, manifestRef(ref), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES });
   const where = `${source.where}@${m.digest}`;
   if (m.mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
