@@ -22,6 +22,7 @@ import { parseKubefile } from '../kubefile';
 import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
 import { resolveBase as pullBase } from '../registry/pull';
 import type { RegistryAccessOptions } from '../registry/remote';
+import type { ImageReadLimits } from '../formats/blob-source';
 import type { Rootfs } from '../rootfs/rootfs';
 import { ImageStore } from '../store';
 import type { EncodeLayerOptions } from '../tar/write';
@@ -71,6 +72,8 @@ export interface BuildImageOptions {
   pull?: 'missing' | 'always' | 'never';
   /** Credentials, auth file, insecure… for pulling bases and container images. */
   registry?: RegistryAccessOptions;
+  /** Bounds on what a pulled base may make the pull read (docs/security.md, "Limits"). */
+  limits?: ImageReadLimits;
   /**
    * `all` (default): collect the container images the rootfs names (manifests/imageList, `image:`
    * in manifests/ and application/apps/, charts' values) plus `imageList`, and embed them in
@@ -254,7 +257,14 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     const resolveBase: ResolveBase =
       options.resolveBase ??
       (async (ref, platform) =>
-        pullBase(ref, { store: await openStore(), pull: options.pull ?? 'missing', platform, authFs: fs, ...(options.registry ?? {}) }));
+        pullBase(ref, {
+          store: await openStore(),
+          pull: options.pull ?? 'missing',
+          platform,
+          authFs: fs,
+          ...(options.registry ?? {}),
+          ...(options.limits ? { limits: options.limits } : {}),
+        }));
 
     const built: Image[] = [];
     const warnings: BuildWarning[] = [];

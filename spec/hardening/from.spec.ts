@@ -170,6 +170,26 @@ describe('FROM a base a hostile registry serves', () => {
     }
   });
 
+  test('the build passes its limits to the pull of its base: a base over them is refused, the store stays empty', async () => {
+    reg.reset();
+    const sb = sandbox('crfs-from-');
+    try {
+      const root = join(sb, 'store');
+      const store = await ImageStore.open({ fs: diskFs, root });
+      serve('h/many', ociImage({ layers: [rawLayer(tar([file('a', '1'), file('b', '2'), file('c', '3')]), true)] }));
+      const context = join(sb, 'context');
+      nodeFs.mkdirSync(context, { recursive: true });
+      nodeFs.writeFileSync(join(context, 'Kubefile'), `FROM ${reg.host}/h/many:v1\n`);
+      const options = { context, fs: diskFs, store, platforms: ['linux/amd64'], buildMode: 'lite' as const, registry: { authFile: false as const, retries: 0 } };
+      expectBuildFailed(await outcome(() => buildImage({ ...options, limits: { layerLimits: { maxEntries: 2 } } })), 'LIMIT_EXCEEDED');
+      expect(await store.list()).toEqual([]);
+      // The same base within the limits builds.
+      await expect(buildImage({ ...options, limits: { layerLimits: { maxEntries: 10 } } })).resolves.toMatchObject({ digest: expect.stringMatching(/^sha256:/) });
+    } finally {
+      nodeFs.rmSync(sb, { recursive: true, force: true });
+    }
+  });
+
   test('a well-formed base with a hostile layer: the pull refuses it as it streams, the build fails, the store stays empty', async () => {
     reg.reset();
     const sb = sandbox('crfs-from-');

@@ -8,6 +8,7 @@ import { formatPlatform } from '../../image/platform';
 import type { Command, CommandContext } from '../command';
 import { print, printJson } from '../command';
 import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
+import { limitsOf } from '../limits';
 import { parseImageList } from '../../registry/embedded';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
@@ -110,6 +111,7 @@ export const buildCommand: Command = {
       buildMode: buildMode as 'all' | 'lite' | undefined,
       pull: pull as 'missing' | 'always' | 'never' | undefined,
       offline: !!o.offline,
+      limits: limitsOf(ctx),
       ...(o.insecure ? { registry: { insecure: true } } : {}),
       ...(o['no-cache'] ? { cache: false } : {}),
       cacheFrom: (o['cache-from'] as string[] | undefined) ?? [],
