@@ -48,7 +48,30 @@ function imagesOf(target: Image | ImageIndex): Image[] {
   return target instanceof ImageIndex ? target.images().map((i) => i.image) : [target];
 }
 
-type LayerJob = { digest: string; size: number; diffId: string; open: () => NodeJS.ReadableStream };
+/** A layer read through every check, with its entry count (for a StackCheck). */
+export interface CheckedLayer {
+  layer: Layer;
+  entries: number;
+}
+
+/**
+ * Read a stored layer blob through every check of the layer reader: size, digest, diff_id, each
+ * entry and the limits. The parsed layer keeps the entries' metadata only.
+ */
+export async function readCheckedLayer(
+  blob: Content,
+  descriptor: { digest: string; size: number },
+  diffId: string,
+  limits: LayerReadLimits = {},
+): Promise<CheckedLayer> {
+  const result = await readLayerBlob(
+    { size: descriptor.size, open: () => blob.open(), source: `layer ${descriptor.digest}` },
+    { ...readOptions(limits), expectedSize: descriptor.size, expectedDigest: descriptor.digest, expectedDiffId: diffId },
+  ).catch(async (err) => {
+    throw (await storedBytesMismatch(blob, descriptor)) ?? err;
+  });
+  return { layer: result.layer, entries: result.entries };
+}
 
 /**
  * An image's layers applied in order to one merged tree, as a flatten would: what only the layers
@@ -85,22 +108,15 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
   const images = imagesOf(target);
   const total = images.reduce((n, image) => n + image.layers.filter((l) => l.kind === 'blob').length, 0);
   let done = 0;
-  const read = async (layer: Image['layers'][number]): Promise<{ layer: Layer; entries: number }> => {
+  const read = async (layer: Image['layers'][number]): Promise<CheckedLayer> => {
     if (layer.kind !== 'blob') return { layer: layer.layer, entries: layer.layer.stats().entries };
-    const job: LayerJob = { digest: layer.descriptor.digest, size: layer.descriptor.size, diffId: layer.diffId, open: () => layer.blob.open() };
-    // The reader checks size, digest, diff_id and every entry, keeping the entries' metadata.
-    const result = await readLayerBlob(
-      { size: job.size, open: () => job.open() as Readable, source: `layer ${job.digest}` },
-      { ...readOptions(options), expectedSize: job.size, expectedDigest: job.digest, expectedDiffId: job.diffId },
-    ).catch(async (err) => {
-      throw (await storedBytesMismatch(job)) ?? err;
-    });
-    options.onProgress?.({ phase: 'verify', digest: job.digest, done: ++done, total });
-    return { layer: result.layer, entries: result.entries };
+    const checked = await readCheckedLayer(layer.blob, layer.descriptor, layer.diffId, options);
+    options.onProgress?.({ phase: 'verify', digest: layer.descriptor.digest, done: ++done, total });
+    return checked;
   };
   for (const image of images) {
     const stack = new StackCheck(options.maxEntries);
-    let ahead: Promise<{ layer: Layer; entries: number }> | undefined = image.layers.length > 0 ? read(image.layers[0]) : undefined;
+    let ahead: Promise<CheckedLayer> | undefined = image.layers.length > 0 ? read(image.layers[0]) : undefined;
     for (let i = 0; ahead; i++) {
       const current = ahead;
       ahead = i + 1 < image.layers.length ? read(image.layers[i + 1]) : undefined;
@@ -120,19 +136,19 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
  * When a layer fails to parse, bytes that are not the blob the manifest names explain it better
  * than the parse error: hash the stored bytes (this second read happens only on failure).
  */
-async function storedBytesMismatch(job: LayerJob): Promise<CloudRootfsError | undefined> {
+async function storedBytesMismatch(blob: Content, expected: { digest: string; size: number }): Promise<CloudRootfsError | undefined> {
   const counter = new DigestCounter();
   try {
-    for await (const chunk of job.open() as Readable) {
+    for await (const chunk of blob.open()) {
       counter.update(chunk as Buffer);
-      if (counter.size > job.size) break;
+      if (counter.size > expected.size) break;
     }
   } catch {
     return undefined; // unreadable: the original error says more
   }
-  if (counter.size !== job.size) return new SizeMismatchError(job.size, counter.size, `layer ${job.digest}`);
+  if (counter.size !== expected.size) return new SizeMismatchError(expected.size, counter.size, `layer ${expected.digest}`);
   const actual = counter.digest();
-  return actual === job.digest ? undefined : new DigestMismatchError(job.digest, actual, 'layer blob');
+  return actual === expected.digest ? undefined : new DigestMismatchError(expected.digest, actual, 'layer blob');
 }
 
 /**

@@ -18,10 +18,10 @@ import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { writeTarget, type BlobTarget, type WriteImageOptions } from '../image/write';
 import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits, type LayerReadLimits } from '../formats/blob-source';
 import { OciLayout } from '../formats/layout';
-import { StackCheck, diffIdCheckedContent } from '../formats/verify';
+import { StackCheck, diffIdCheckedContent, readCheckedLayer, type CheckedLayer } from '../formats/verify';
 import type { BlobLayer } from '../image/layer';
 import type { Layer } from '../layer/layer';
-import { DEFAULT_MAX_ENTRIES, readLayerBlob } from '../tar/read';
+import { DEFAULT_MAX_ENTRIES } from '../tar/read';
 import { isIndexMediaType, isManifestMediaType } from '../media-types';
 import { registryBlobContent } from './blob-content';
 import type { RegistryClient } from './client';
@@ -210,7 +210,7 @@ function writeOptions(options: PullToOptions, streamed: StreamedLayers): WriteIm
  * What is held is bounded like a stack: `maxEntries` entries in all.
  */
 class StreamedLayers {
-  private readonly parsed = new Map<string, { layer: Layer; entries: number }>();
+  private readonly parsed = new Map<string, CheckedLayer>();
   private held = 0;
 
   constructor(readonly limits: LayerReadLimits) {}
@@ -248,15 +248,8 @@ class StreamedLayers {
     }
   }
 
-  private async readBack(l: BlobLayer, target: BlobTarget): Promise<{ layer: Layer; entries: number } | undefined> {
-    if (!target.blob) return undefined;
-    const read = await readLayerBlob(target.blob(l.descriptor), {
-      ...this.limits,
-      expectedSize: l.descriptor.size,
-      expectedDigest: l.descriptor.digest,
-      expectedDiffId: l.diffId,
-    });
-    return { layer: read.layer, entries: read.entries };
+  private async readBack(l: BlobLayer, target: BlobTarget): Promise<CheckedLayer | undefined> {
+    return target.blob ? readCheckedLayer(target.blob(l.descriptor), l.descriptor, l.diffId, this.limits) : undefined;
   }
 }
 
