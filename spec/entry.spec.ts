@@ -228,6 +228,19 @@ describe('a FileEntry object is an inode', () => {
     await expect(early).rejects.toMatchObject({ code: 'HARDLINK_TARGET' });
   });
 
+  test('Rootfs.copy: the copy is a new inode, and hardlinks inside the copy stay one inode, through diff and tar', async () => {
+    const base = Rootfs.empty().withFile('src/a', 'data').withHardlink('src/b', 'src/a');
+    const copied = base.copy('src', 'dst');
+    expect(copied.get('dst/a')).not.toBe(copied.get('src/a'));
+    expect(copied.get('dst/b')).toBe(copied.get('dst/a'));
+    // Re-adding one name of the copied inode next to its untouched other name: a hardlink.
+    const lower = copied.without('dst/b');
+    const layer = await diff(lower, copied);
+    expect(layer.get('dst/b')).toMatchObject({ type: 'hardlink', target: 'dst/a' });
+    const back = applyLayer(lower, await throughTar(layer));
+    expect(back.get('dst/b')).toBe(back.get('dst/a'));
+  });
+
   test('diff against a lower that holds the inode at an untouched path emits a hardlink to it', async () => {
     const lower = Rootfs.empty().withFile('a', 'data').withHardlink('b', 'a');
     const upper = lower.without('b').withHardlink('c', 'a');

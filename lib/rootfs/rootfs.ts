@@ -209,6 +209,9 @@ export class Rootfs {
       if (!copied) {
         copied = copyEntry(original);
         seen.set(original, copied);
+      } else {
+        // A second name of one copied inode: `diff` finds such links only when they are marked.
+        markLinked(copied);
       }
       out = out.with(base === '' ? rel : `${base}/${rel}`, copied);
     }
