@@ -179,7 +179,7 @@ describe('buildImage: embedded container images', () => {
   test('a build that fails while fetching images removes its work directory', async () => {
     const fs = await withImageList();
     // Offline, and no local source for the image: the fetch fails after the work directory exists.
-    await expect(buildImage({ context: '/ctx', fs, offline: true, platforms: ['linux/amd64'] })).rejects.toBeDefined();
+    await expect(buildImage({ context: '/ctx', fs, offline: true, platforms: ['linux/amd64'] })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
     expect(await registryWorkDirs(fs)).toEqual([]);
   });
 

@@ -90,7 +90,7 @@ describe('OCI image layout', () => {
     // A missing blob.
     await mfs.promises.unlink(path);
     const again = (await layout.load(await layout.resolve('t'))) as Image;
-    await expect(again.flatten()).rejects.toBeDefined();
+    await expect(again.flatten()).rejects.toMatchObject({ code: 'BLOB_NOT_FOUND' });
     // A digest that tries to escape the layout.
     expect(() => layout.blobPath('sha256:../../../etc/passwd')).toThrow(expect.objectContaining({ code: 'INVALID_IMAGE' }));
     // Writing into a non-empty non-layout directory is refused and leaves it alone.

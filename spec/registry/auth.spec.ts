@@ -74,7 +74,7 @@ describeWithRegistry('basic', 'Basic auth (htpasswd)', () => {
   it('login verifies, writes a 0600 auth file that our client and skopeo read; logout removes it', async () => {
     const authFile = path.join(tmp, 'basic', 'auth.json');
     await expect(login({ registry: registry.host, username: 'alice', password: 'bad', authFile })).rejects.toBeInstanceOf(AuthError);
-    await expect(fsp.access(authFile)).rejects.toThrow();
+    await expect(fsp.access(authFile)).rejects.toMatchObject({ code: 'ENOENT' });
 
     const result = await login({ registry: registry.host, username: 'alice', password: users.alice, authFile });
     expect(result).toEqual({ authFile, auth: 'basic' });
@@ -269,7 +269,7 @@ describeWithRegistry('token', 'Bearer token auth', () => {
 
     const authFile = path.join(tmp, 'token-login.json');
     await expect(login({ registry: registry.host, username: 'alice', password: 'wrong', authFile })).rejects.toBeInstanceOf(AuthError);
-    await expect(fsp.access(authFile)).rejects.toThrow();
+    await expect(fsp.access(authFile)).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(login({ registry: registry.host, username: 'alice', password: users.alice, authFile })).resolves.toEqual({
       authFile,
       auth: 'bearer',

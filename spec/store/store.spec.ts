@@ -162,7 +162,7 @@ describe('ImageStore', () => {
     // A lock left by a dead process is taken over.
     await fs.promises.writeFile('/l/lock', JSON.stringify({ pid: 2 ** 22 + 1, host: hostname(), nonce: 'x', time: Date.now() }));
     expect(await withLock(fs, '/l/lock', async () => 'ran')).toBe('ran');
-    await expect(fs.promises.stat('/l/lock')).rejects.toBeDefined();
+    await expect(fs.promises.stat('/l/lock')).rejects.toMatchObject({ code: 'ENOENT' });
     // A lock held by a live process (our parent) is waited for, then given up.
     await fs.promises.writeFile('/l/lock', JSON.stringify({ pid: process.ppid, host: hostname(), nonce: 'y', time: Date.now() }));
     await expect(withLock(fs, '/l/lock', async () => 'ran', { timeoutMs: 100 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
