@@ -37,8 +37,8 @@ export function parseImageRef(text: string): ImageRef {
   }
   if (text.startsWith('docker-archive:')) {
     const rest = text.slice(15);
-    // FILE[:NAME:TAG] — NAME:TAG may itself contain a registry port, so split at the first ':'
-    // that is followed by something with a '/' or a tag, looking from the file's end.
+    // FILE[:NAME:TAG] — split at the first ':': FILE is what precedes it (so it holds no ':'), and
+    // the rest is the image name, which may hold more (a registry port, the tag).
     const m = rest.match(/^([^:]+)(?::(.+))?$/);
     if (!m || !m[1]) throw new InvalidReferenceError(text, 'docker-archive: needs a file');
     return { transport: 'docker-archive', path: m[1], ...(m[2] ? { name: m[2] } : {}) };
