@@ -99,7 +99,7 @@ export async function lstatOrUndefined(fs: FileSystem, path: string): Promise<Fs
   }
 }
 
-/** 1 MiB reads: the measured sweet spot for hashing and packing (performance.md §e). */
+/** 1 MiB reads: the measured sweet spot for hashing and packing (docs/reference/io-baseline.md). */
 export const IO_CHUNK = 1 << 20;
 
 /**

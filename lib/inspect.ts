@@ -1,5 +1,5 @@
 /**
- * What `inspect` shows, in the shape sealer's `inspect` prints (sealer.md §5, its `ImageSpec`):
+ * What `inspect` shows, in the shape sealer's `inspect` prints (its `ImageSpec`: docs/reference/sealer.md#inspect):
  *
  *   { id, name, digest, manifestv1, ociv1, imageExtension, containerImageList }
  *

@@ -1,4 +1,4 @@
-/** Media types we write and read (oci.md §1, §3, §4). */
+/** Media types we write and read (docs/reference/oci.md#media-types). */
 export const MEDIA_TYPES = {
   layer: 'application/vnd.oci.image.layer.v1.tar',
   layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',

@@ -1,5 +1,5 @@
 /**
- * Clusterfile validation (sealer.md §8). A Clusterfile is one multi-document YAML file holding a
+ * Clusterfile validation (docs/reference/sealer.md#clusterfile). A Clusterfile is one multi-document YAML file holding a
  * `Cluster` (`sealer.io/v2`, sealer v0.9+, or `sealer.cloud/v2`, v0.6–v0.8), any number of
  * `Config`, `Plugin` and `Application` documents, and kubeadm's `InitConfiguration`,
  * `ClusterConfiguration`, `JoinConfiguration`, `KubeletConfiguration` and

@@ -2,7 +2,7 @@
  * COPY (and ADD, APP) as pure functions over Rootfs: the build context's tree in, the image's
  * tree out. Nothing here touches a filesystem; contents stay lazy.
  *
- * Two semantics (sealer.md §3):
+ * Two semantics (docs/reference/sealer.md#kubefile):
  * - `docker` (sealer v0.9+, buildah; the default): a directory source copies its *contents* into
  *   the destination; a file goes to `dest/<name>` when dest ends in `/` or is an existing
  *   directory, else it *becomes* `dest`; several sources need a destination ending in `/`.

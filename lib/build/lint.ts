@@ -1,7 +1,7 @@
 /**
  * A CloudRootfs lint: what sealer will trip over at deploy time, found at build time.
  *
- * - **Scripts sealer calls** (sealer.md §1) exist, are regular files and are executable:
+ * - **Scripts sealer calls** (docs/reference/sealer.md#the-rootfs-contract) exist, are regular files and are executable:
  *   Era A's entry point `scripts/init.sh` (and `clean.sh`), Era B's `scripts/init-kube.sh`,
  *   `scripts/init-registry.sh` and `scripts/<cri>.sh` (+ `uninstall-<cri>.sh`), where `<cri>` is the
  *   `container-runtime-type` label (default `docker`).

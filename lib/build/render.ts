@@ -1,5 +1,5 @@
 /**
- * A preview of what sealer does to `*.tmpl` files at deploy time (sealer.md §6): every template
+ * A preview of what sealer does to `*.tmpl` files at deploy time (docs/reference/sealer.md#rendering): every template
  * under `etc/`, `charts/`, `manifests/` (and, since v0.10, `application/apps/`) is rendered with
  * Go's text/template against a *flat* map of values, and the output is written next to it without
  * the `.tmpl` suffix.

@@ -1,7 +1,7 @@
 /**
  * sha256 digests in OCI form (`sha256:<hex>`), computed while bytes stream past, so a blob is
- * never re-read to hash it (oci.md §10). Feed 1 MiB chunks: per-chunk overhead dominates below
- * 64 KiB (performance.md §a).
+ * never re-read to hash it. Feed 1 MiB chunks: per-chunk overhead dominates below 64 KiB
+ * (docs/reference/io-baseline.md#hashing).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';

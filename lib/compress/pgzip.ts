@@ -2,7 +2,7 @@
  * Parallel gzip, pigz style, on Node's own zlib: the input is cut into fixed blocks, each block
  * is raw-deflated on the libuv threadpool with the previous 32 KiB as its dictionary and ends on a
  * sync flush (the last one on Z_FINISH), and the pieces are concatenated into ONE gzip member.
- * Measured at 1.8x a single zlib stream on 2 cores with the same ratio (performance.md §c, §e).
+ * Measured at 1.8x a single zlib stream on 2 cores with the same ratio (docs/reference/io-baseline.md#parallel-gzip).
  *
  * Determinism: block boundaries depend only on the input bytes, the store ranges and blockSize,
  * and each block's deflate input is (block, dictionary, level), so the output never depends on

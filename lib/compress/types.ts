@@ -15,7 +15,7 @@ export type Sink = (chunk: Buffer) => void | Promise<void>;
 export interface WriteHint {
   /**
    * The bytes are already compressed (a gzip/zstd/xz/bzip2 file inside the tar): emit them as
-   * stored deflate blocks instead of spending CPU to gain about 1% (performance.md §c).
+   * stored deflate blocks instead of spending CPU to gain about 1% (docs/reference/io-baseline.md#already-compressed-input).
    */
   store?: boolean;
 }

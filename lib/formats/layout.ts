@@ -1,5 +1,5 @@
 /**
- * The OCI image layout (image-layout.md, oci.md §2): `oci-layout`, `index.json`, `blobs/<alg>/<hex>`.
+ * The OCI image layout (docs/reference/oci.md#image-layout-and-oci-archive): `oci-layout`, `index.json`, `blobs/<alg>/<hex>`.
  * Read (nested indexes, Docker media types, gzip/zstd/plain layers) and write, on any injected fs.
  * Blobs are content-addressed and written atomically; `index.json` is replaced atomically last,
  * so a reader sees the old layout or the new one, never a manifest without its blobs.

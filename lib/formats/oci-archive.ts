@@ -1,5 +1,5 @@
 /**
- * oci-archive: an OCI image layout tarred with no wrapping directory (oci.md §2), as skopeo,
+ * oci-archive: an OCI image layout tarred with no wrapping directory (docs/reference/oci.md#image-layout-and-oci-archive), as skopeo,
  * podman and buildah read and write it. Read in place from the tar (any member order, plain or
  * compressed); written in one pass with members in a fixed order, so the same images always give
  * the same bytes.

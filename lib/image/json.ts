@@ -2,7 +2,7 @@
  * Canonical JSON for the documents we write: object keys sorted by UTF-16 code unit (like RFC
  * 8785 for the ASCII keys OCI uses), no whitespace. Sorting every object makes the bytes
  * independent of how a document was assembled, so equal images get equal digests. Documents we
- * read are never re-serialized: their bytes are kept as they came (oci.md §3, JSON).
+ * read are never re-serialized: their bytes are kept as they came (docs/reference/oci.md#json-bytes).
  */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));

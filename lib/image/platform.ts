@@ -1,4 +1,4 @@
-/** Platforms as `os/arch[/variant]`, the host's platform, and matching (oci.md §3, index rules). */
+/** Platforms as `os/arch[/variant]`, the host's platform, and matching (docs/reference/oci.md#manifest-config-and-index). */
 import { UsageError } from '../errors';
 import type { Platform } from './types';
 

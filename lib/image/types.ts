@@ -1,4 +1,4 @@
-/** The OCI JSON documents (image-spec §3), as plain data. Unknown fields are kept by readers. */
+/** The OCI JSON documents (docs/reference/oci.md#manifest-config-and-index), as plain data. Unknown fields are kept by readers. */
 
 export interface Platform {
   architecture: string;

@@ -1,8 +1,8 @@
 /**
  * apply(rootfs, layer): the rootfs a runtime sees after unpacking the layer on top of it.
  *
- * The rules are the OCI image-spec's, made exact the way umoci's extractor makes them (oci.md §1,
- * §7), so that our flatten and `umoci unpack` agree on every stack:
+ * The rules are the OCI image-spec's, made exact the way umoci's extractor makes them
+ * (docs/reference/oci.md#layers), so that our flatten and `umoci unpack` agree on every stack:
  * - steps run in canonical order (a node's entry, its opaque marker, its children's whiteouts, its
  *   children); whiteouts and opaque markers spare every path this layer itself wrote, so a
  *   same-layer entry survives its own whiteout, and an opaque marker hides only lower content;

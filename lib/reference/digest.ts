@@ -1,5 +1,5 @@
 /**
- * Content digests (`algorithm:encoded`), as the OCI image spec defines them (oci.md §3):
+ * Content digests (`algorithm:encoded`), as the OCI image spec defines them (docs/reference/oci.md#digests-and-descriptors):
  * the grammar is open, but the registered algorithms pin their encoding to fixed-length
  * lowercase hex. Only algorithms node:crypto can compute are verifiable.
  */

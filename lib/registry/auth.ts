@@ -1,7 +1,7 @@
 /**
  * Registry authentication state for one registry: which scheme its challenge asked for, the
  * credentials (if any), and bearer tokens cached per scope set until shortly before they expire
- * (distribution `docs/spec/auth/token.md`, oci.md §9).
+ * (distribution's token auth: docs/reference/oci.md#distribution-api).
  *
  * Requests start anonymous; the first 401 teaches us the scheme, and from then on every request
  * carries the right header up front, so a registry costs one extra round trip, not one per call.

@@ -1,5 +1,5 @@
 /**
- * A client for the OCI distribution API (oci.md §9) on Node's own fetch. It streams every blob in
+ * A client for the OCI distribution API (docs/reference/oci.md#distribution-api) on Node's own fetch. It streams every blob in
  * both directions, hashes what it moves, and only ever buffers manifests (capped) and, in chunked
  * uploads, one chunk. Streamed upload bodies go over node:http(s) instead of fetch, because
  * undici's fetch keeps a streamed request body in memory until the request ends (stream-request.ts).

@@ -18,7 +18,7 @@ import { HardlinkTargetError, LayerConflictError, NotFoundError } from '../error
 import { cleanPath, splitPath } from '../path';
 import { EMPTY_CHILDREN, FsNode, canonicalWalk, getNode, orderedChildren, updateNode } from './node';
 
-/** The top-level directories sealer gives meaning to (sealer.md §1). */
+/** The top-level directories sealer gives meaning to (docs/reference/sealer.md#the-rootfs-contract). */
 export const SECTIONS = [
   'bin',
   'cri',

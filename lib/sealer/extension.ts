@@ -1,5 +1,6 @@
 /**
- * The two manifest annotations sealer (v0.9+, "Era B") reads from a CloudImage (sealer.md §4):
+ * The two manifest annotations sealer (v0.9+, "Era B") reads from a CloudImage
+ * (docs/reference/sealer.md#image-extension-annotations-and-labels):
  *
  * - `sealer.image.extension`: JSON with the build client, schema version, image type,
  *   applications, launch spec, env and labels. sealer's `run` and `inspect` fail without it, so

@@ -1,5 +1,6 @@
 /**
- * The image-config labels sealer reads (sealer.md §1, §3, §4), with typed getters and setters.
+ * The image-config labels sealer reads (docs/reference/sealer.md#image-extension-annotations-and-labels),
+ * with typed getters and setters.
  * Getters take an Image or a plain label map, so a builder can use them before an Image exists.
  */
 import { Image } from '../image/image';

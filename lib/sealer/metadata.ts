@@ -1,5 +1,5 @@
 /**
- * The `Metadata` JSON file at the top of a CloudRootfs (sealer.md §2): what sealer v0.5–v0.8
+ * The `Metadata` JSON file at the top of a CloudRootfs (docs/reference/sealer.md#the-metadata-file): what sealer v0.5–v0.8
  * read for the Kubernetes version and platform. sealer v0.9+ reads image labels instead, but we
  * keep writing it for older consumers.
  */

@@ -1,7 +1,7 @@
 /**
  * Layer → tar → (diff_id) → compression → (digest, size) → sink, in one streaming pass.
  *
- * Reproducible by construction (oci.md §6): canonical order (tar names in byte order, whiteouts
+ * Reproducible by construction (docs/reference/oci.md#reproducible-layer-tarballs): canonical order (tar names in byte order, whiteouts
  * before their siblings, parents before children), numeric uid/gid with empty user/group names,
  * mtimes clamped to the source date epoch (default 0), PAX only when a value does not fit USTAR,
  * PAX records in a fixed order, a 1024-byte trailer, gzip with MTIME 0. The same Layer always

@@ -37,7 +37,7 @@ describe('COPY, Docker semantics (the default)', () => {
     expect(listing(copy(Rootfs.empty(), ['etc/'], 'config/'))).toEqual(['config/', 'config/kubelet.service', 'config/sub/', 'config/sub/deep.conf']);
   });
 
-  test('a file goes into dest/ or an existing directory, else becomes dest (#1961)', () => {
+  test('a file goes into dest/ or an existing directory, else becomes dest (sealer#1961)', () => {
     expect(listing(copy(Rootfs.empty(), ['daemon.json'], 'etc/'))).toEqual(['etc/', 'etc/daemon.json']);
     const withEtc = Rootfs.empty().withDirectory('etc');
     expect(listing(copy(withEtc, ['daemon.json'], 'etc'))).toEqual(['etc/', 'etc/daemon.json']);

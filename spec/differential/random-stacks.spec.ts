@@ -1,5 +1,5 @@
 /**
- * Differential property tests (issue 7, item 2).
+ * Differential property tests.
  *
  * 1. Random layer stacks (files, directories, symlinks up/out/dangling/looping, hardlinks,
  *    whiteouts, opaque markers, odd modes and owners) are written as OCI layouts — by our writer,

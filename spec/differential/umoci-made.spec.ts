@@ -2,7 +2,7 @@
  * Issue 2's differential check: layered images made by umoci itself (unpack, change the bundle,
  * repack; insert, insert --whiteout, insert --opaque) are flattened by our code and by
  * `umoci unpack`, and the two trees must be identical (see spec/support/umoci.ts for what is
- * compared). Every whiteout case of oci.md §1 appears in at least one tag.
+ * compared). Every whiteout case of docs/reference/oci.md#whiteouts appears in at least one tag.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

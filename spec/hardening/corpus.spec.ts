@@ -1,5 +1,5 @@
 /**
- * The hostile-input corpus (issue 7, item 1): every case of spec/hardening/corpus.ts is read
+ * The hostile-input corpus: every case of spec/hardening/corpus.ts is read
  * through the API (readOciImage + flatten), listed with `cloudrootfs ls` on an in-memory
  * filesystem, and exported with `cloudrootfs export` to a real directory. Each must end with the
  * expected typed error or the documented safe result, and nothing outside the export target may

@@ -1,5 +1,5 @@
 /**
- * Crash safety (issue 7, item 3): `export`, `save` (oci-archive and docker-archive), the store
+ * Crash safety: `export`, `save` (oci-archive and docker-archive), the store
  * writes (`build -t`, `load`, `tag`, `rmi`) and `pull` run as child processes (the CLI, compiled
  * from this tree) and are SIGKILLed at random points. After each kill:
  *

@@ -1,4 +1,4 @@
-/** Every layer-merge vector of oci.md §8, as data. */
+/** Every layer-merge vector of docs/reference/oci.md#test-vectors, as data. */
 import { LayerStack } from '../../lib/layer/stack';
 import { applyLayer } from '../../lib/layer/apply';
 import { Rootfs } from '../../lib/rootfs/rootfs';
@@ -45,13 +45,13 @@ describe('image-spec layer.md vectors', () => {
 });
 
 describe('go-containerregistry vectors', () => {
-  test('#2191 whiteout then re-add', () => {
+  test('go-containerregistry#2191: whiteout then re-add', () => {
     expect(listing(flat(L('a/', 'a/foo', 'b/', 'b/bar'), L('.wh.a'), L('a/', 'a/baz')))).toEqual(['a/', 'a/baz', 'b/', 'b/bar']);
   });
   test('opaque with a same-layer file', () => {
     expect(listing(flat(L('d/', 'd/a.txt', 'd/b.txt'), L('d/', 'd/c.txt', 'd/.wh..wh..opq')))).toEqual(['d/', 'd/c.txt']);
   });
-  test('#1897 opaque without entries', () => {
+  test('go-containerregistry#1897: opaque without entries', () => {
     expect(listing(flat(L('a/', 'a/b/', 'a/b/foo'), L('a/.wh..wh..opq')))).toEqual(['a/']);
   });
   test('whiteout_image / whiteout_dir / overwritten_file', async () => {
@@ -88,7 +88,7 @@ describe('umoci tar_extract vectors', () => {
   });
 });
 
-describe('edge cases as peers behave (oci.md §1)', () => {
+describe('edge cases as peers behave (docs/reference/oci.md#edge-cases-as-the-peers-behave)', () => {
   test('whiteout of a missing path is a no-op', () => {
     expect(listing(flat(L('a'), L('.wh.nothere', 'x/', 'x/.wh.y')))).toEqual(['a', 'x/']);
   });

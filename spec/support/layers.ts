@@ -1,5 +1,5 @@
 /**
- * Terse layer notation for tests, as oci.md §8 writes its vectors:
+ * Terse layer notation for tests, as docs/reference/oci.md#test-vectors writes the vectors:
  *   'a/'        directory          'a/f'       file (content: its own path)
  *   'f=text'    file with content  'l -> t'    symlink       'h => t'   hardlink
  *   '.wh.x'     whiteout           'd/.wh..wh..opq' opaque marker

@@ -11,7 +11,7 @@ import type { SchemaIssue } from '../../errors';
 import { childPointer } from './ajv';
 import type { OciDocumentKind } from './oci-schemas';
 
-/** The digest grammar of descriptor.md. */
+/** The digest grammar of image-spec's descriptor.md (docs/reference/oci.md#digests-and-descriptors). */
 export const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
 /**

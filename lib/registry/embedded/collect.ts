@@ -1,6 +1,6 @@
 /**
  * Which container images a CloudRootfs needs, found the way sealer finds them at build time
- * (sealer.md §7), without running helm:
+ * (docs/reference/sealer.md#container-images-and-the-registry-layout), without running helm:
  *
  * - `manifests/imageList`: one image per line; blank lines and `#` comments skipped, quotes trimmed.
  * - `manifests/**.{yaml,yml,tmpl}`: sealer's line scan. A line counts when its key (the text
