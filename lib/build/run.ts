@@ -285,7 +285,7 @@ export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
     };
     env.PATH = `${join(root, 'bin')}:${env.PATH ?? MINIMAL_PATH}`;
     const outcome = await runProcess({ file: argv[0], args: argv.slice(1), cwd: root, env, ...processOptions(options, request) });
-    if (outcome.error) throw cannotStart(request, argv[0], outcome.error.message, outcome.error);
+    if (outcome.error) throw startFailed(request, argv[0], outcome.error);
     if (outcome.code !== 0) throw commandFailed(request, outcome.code, outcome.signal, outcome.output);
   });
 }
@@ -320,7 +320,7 @@ export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
     if (outcome.error?.code === 'ENOENT') {
       throw new SandboxUnavailableError(`cannot start bubblewrap (${bwrap.path}): ${outcome.error.message}; ${HOST_OPT_IN_HINT}`, { reason: 'bwrap-missing' }, { cause: outcome.error });
     }
-    if (outcome.error) throw cannotStart(request, argv[0], outcome.error.message, outcome.error);
+    if (outcome.error) throw startFailed(request, argv[0], outcome.error);
     const exitCode = commandExitCode(outcome.fd4);
     if (exitCode === 0 && outcome.code === 0) return;
     if (exitCode !== undefined) throw commandFailed(request, exitCode, null, outcome.output);
@@ -336,6 +336,12 @@ export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
 
 function processOptions(options: DiskRunOptions, request: RunRequest) {
   return { timeoutMs: options.timeoutMs, stdout: options.stdout, stderr: options.stderr, signal: request.signal };
+}
+
+/** The process could not be started, or the build's signal aborted it. */
+function startFailed(request: RunRequest, program: string, error: NodeJS.ErrnoException): BuildError {
+  if (error.name === 'AbortError') return new BuildError(`RUN ${describeRun(request)} was aborted`, { command: describeRun(request), aborted: true }, { cause: error });
+  return cannotStart(request, program, error.message, error);
 }
 
 function cannotStart(request: RunRequest, program: string, why: string, cause?: unknown): BuildError {

@@ -166,14 +166,20 @@ export function findBubblewrap(name = 'bwrap'): Bubblewrap | SandboxUnavailableE
  */
 export function sandboxIdentity(): SandboxIdentity {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  let max = 1;
-  try {
-    max = Number(nodeFs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim());
-  } catch {
-    // no such sysctl: assume they exist and let bwrap say otherwise
+  if (userNamespaces === undefined) {
+    let max = 1;
+    try {
+      max = Number(nodeFs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim());
+    } catch {
+      // no such sysctl: assume they exist and let bwrap say otherwise
+    }
+    userNamespaces = max !== 0;
   }
-  return { root, userNamespaces: !(max === 0) };
+  return { root, userNamespaces };
 }
+
+/** Whether the kernel has user namespaces (read once per process). */
+let userNamespaces: boolean | undefined;
 
 /**
  * The host's system directories as mounts: `/usr` read-only, and each of `/bin`, `/sbin`,

@@ -315,6 +315,28 @@ describeSandbox(`the RUN sandbox (${isRoot ? 'root' : `uid ${process.getuid?.()}
     await expect(setup).rejects.toThrow(/--run-on-host/);
   });
 
+  test('a timeout or an abort ends the command and everything it started', async () => {
+    const marker = `31.${process.pid}${Math.floor(Math.random() * 1e6)}`;
+    const request = { rootfs: tree({ 'etc/keep': 'k' }), command: `sleep ${marker} & sleep ${marker}`, env: {}, sourceDateEpoch: 0, platform: { os: 'linux', architecture: 'amd64' } };
+    const running = () =>
+      nodeFs.readdirSync('/proc').filter((pid) => {
+        try {
+          return /^\d+$/.test(pid) && nodeFs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+        } catch {
+          return false;
+        }
+      });
+    const timed = sandboxExecutor({ timeoutMs: 300 });
+    await expect(timed.run(request)).rejects.toMatchObject({ code: 'BUILD_FAILED', details: { signal: 'SIGKILL' } });
+    const controller = new AbortController();
+    const aborted = ex.sandbox().run({ ...request, signal: controller.signal });
+    setTimeout(() => controller.abort(), 300);
+    await expect(aborted).rejects.toMatchObject({ code: 'BUILD_FAILED', details: { aborted: true } });
+    // The sandbox's pid namespace dies with it: no sleep is left behind.
+    for (let i = 0; i < 50 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(running()).toEqual([]);
+  });
+
   test('through buildImage the failure is BUILD_FAILED with the cause SANDBOX_UNAVAILABLE; --run-on-host runs it, and says so', async () => {
     const ctx = join(host, 'ctx');
     nodeFs.mkdirSync(join(ctx, 'etc'), { recursive: true });
