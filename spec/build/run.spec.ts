@@ -87,15 +87,14 @@ describe('the host shell executor', () => {
       const make = (runExecutor?: RunExecutor) =>
         ImageBuilder.from('scratch', { context, platform: 'linux/amd64', sourceDateEpoch: epoch, ...(runExecutor ? { runExecutor } : {}) })
           .copy('.', '.')
-          .run('rm -f statics/audit-policy.yml')
-          .build();
+          .run('rm -f statics/audit-policy.yml');
       const host = hostShellExecutor({ tmpDir: tmp });
-      const viaDefault = await make();
-      const viaShell = await make(host);
-      const viaBuiltin = await make(builtinRunExecutor());
-      const digests = await Promise.all([viaDefault, viaShell, viaBuiltin].map(async (image) => (await writeTarget(image, new DigestOnlyTarget())).digest));
+      const byDefault = make();
+      expect(byDefault.runExecutor()?.name).toBe('sandbox');
+      const images = [await byDefault.build(), await make(host).build(), await make(builtinRunExecutor()).build()];
+      const digests = await Promise.all(images.map(async (image) => (await writeTarget(image, new DigestOnlyTarget())).digest));
       expect(new Set(digests).size).toBe(1);
-      await host.dispose!();
+      await Promise.all([host.dispose!(), byDefault.runExecutor()!.dispose!()]);
     }
   });
 });
