@@ -7,7 +7,8 @@
  * - the bundled example's RUN (`rm -f statics/audit-policy.yml` over examples/cloudrootfs);
  * - `RUN true` over FIXTURE_DIR (the bench fixture), when given: writing a big rootfs for RUN.
  * Besides the whole call, the time spent writing the tree (`materialize`, the same code for both)
- * and launching the command (`runProcess`: sh, or bwrap then sh) is reported.
+ * and launching the command (`runProcess`: sh, or bwrap then sh) is reported, and the CPU time of
+ * the launched processes (mean per RUN), which a busy machine does not inflate as it does wall time.
  * With CLOUDROOTFS_DIST_BASELINE=<another dist>, its host shell is timed too (e.g. main's, to
  * show the shared write/read-back path did not get slower). The trees are written under
  * RUN_TMPDIR (default /dev/shm, as the bench's other outputs: disk writeback of one run would
@@ -61,6 +62,15 @@ const load = (dist) => {
 const ours = load(DIST);
 const baseline = BASELINE ? load(BASELINE) : undefined;
 
+/** CPU time (ms) of this process's finished children so far (/proc/self/stat cutime + cstime). */
+const TICK_MS = 1000 / Number(require('node:child_process').execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
+function childrenCpuMs() {
+  const stat = require('node:fs').readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name: state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
+  return (Number(fields[13]) + Number(fields[14])) * TICK_MS;
+}
+
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -76,6 +86,7 @@ async function compare(name, rootfs, command, runs, warmup = 2) {
   const times = Object.fromEntries(Object.keys(executors).map((k) => [k, []]));
   const writes = Object.fromEntries(Object.keys(executors).map((k) => [k, []]));
   const launches = Object.fromEntries(Object.keys(executors).map((k) => [k, []]));
+  const cpu = Object.fromEntries(Object.keys(executors).map((k) => [k, 0]));
   const request = { rootfs, command, env: {}, sourceDateEpoch: 0, platform: { os: 'linux', architecture: 'amd64' } };
   for (let i = 0; i < warmup + runs; i++) {
     const order = Object.keys(executors);
@@ -83,15 +94,18 @@ async function compare(name, rootfs, command, runs, warmup = 2) {
     for (const key of order) {
       const exec = executors[key];
       phases.current = {};
+      const cpu0 = childrenCpuMs();
       const t0 = performance.now();
       await exec.run(request);
       const ms = performance.now() - t0;
+      const cpuMs = childrenCpuMs() - cpu0;
       const phase = phases.current;
       phases.current = undefined;
       // Removing the tree is cleanup, the same for every executor: not timed.
       await exec.dispose();
       if (i >= warmup) {
         times[key].push(ms);
+        cpu[key] += cpuMs;
         writes[key].push(phase.materialize ?? NaN);
         if (phase.runProcess !== undefined) launches[key].push(phase.runProcess);
       }
@@ -101,7 +115,10 @@ async function compare(name, rootfs, command, runs, warmup = 2) {
   for (const [k, v] of Object.entries(times)) row[`${k}Ms`] = median(v);
   for (const [k, v] of Object.entries(writes)) row[`${k}WriteMs`] = median(v);
   for (const [k, v] of Object.entries(launches)) if (v.length) row[`${k}LaunchMs`] = median(v);
+  // CPU is summed over the runs (the clock ticks in 10 ms steps), then divided: mean per RUN.
+  for (const [k, v] of Object.entries(cpu)) row[`${k}ChildCpuMs`] = v / runs;
   row.overheadMs = row.sandboxMs - row.hostMs;
+  row.cpuOverheadMs = row.sandboxChildCpuMs - row.hostChildCpuMs;
   row.launchOverheadMs = row.sandboxLaunchMs - row.hostLaunchMs;
   return row;
 }
