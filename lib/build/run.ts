@@ -32,15 +32,17 @@ import { materialize } from '../rootfs/io';
 import { splitWords, expandWord } from '../kubefile';
 import { removeTree } from '../util/atomic';
 import { mapLimited } from '../util/concurrency';
-import { outputTail, runProcess } from './run-process';
+import { ProcessOutcome, outputTail, runProcess } from './run-process';
 import {
   HOST_OPT_IN_HINT,
   RunNetwork,
+  SandboxIdentity,
   SystemMount,
   bubblewrapOptions,
   commandExitCode,
   encodeArgs,
   findBubblewrap,
+  forgoRootUserNamespaces,
   isExecFailure,
   sandboxIdentity,
   systemMounts,
@@ -307,16 +309,28 @@ export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
     const realRoot = await nodeFs.promises.realpath(root);
     const env: Record<string, string> = { ...request.env };
     env.PATH = `${posix.join(realRoot, 'bin')}:${request.env.PATH ?? MINIMAL_PATH}`;
-    const bwrapOptions = bubblewrapOptions({ root: realRoot, argv, env, network: request.network ?? 'none' }, bwrap, sandboxIdentity(), system, systemRoot);
-    const outcome = await runProcess({
-      file: bwrap.path,
-      args: ['--args', '3', '--json-status-fd', '4', '--', ...argv],
-      // bwrap itself needs no environment; the command's is given with --clearenv/--setenv.
-      env: {},
-      fd3Input: encodeArgs(bwrapOptions),
-      readFd4: true,
-      ...processOptions(options, request),
-    });
+    const command = { root: realRoot, argv, env, network: request.network ?? 'none' } as const;
+    const launch = (identity: SandboxIdentity) =>
+      runProcess({
+        file: bwrap.path,
+        args: ['--args', '3', '--json-status-fd', '4', '--', ...argv],
+        // bwrap itself needs no environment; the command's is given with --clearenv/--setenv.
+        env: {},
+        fd3Input: encodeArgs(bubblewrapOptions(command, bwrap, identity, system!, systemRoot)),
+        readFd4: true,
+        ...processOptions(options, request),
+      });
+    const identity = sandboxIdentity();
+    let outcome = await launch(identity);
+    // As root a user namespace is defence in depth, not a need: where the kernel or a seccomp
+    // policy refuses one, make the sandbox without it (and stop asking, once that worked).
+    if (identity.root && identity.userNamespaces && setupFailed(outcome)) {
+      const retried = await launch({ ...identity, userNamespaces: false });
+      if (!setupFailed(retried)) {
+        forgoRootUserNamespaces();
+        outcome = retried;
+      }
+    }
     if (outcome.error?.code === 'ENOENT') {
       throw new SandboxUnavailableError(`cannot start bubblewrap (${bwrap.path}): ${outcome.error.message}; ${HOST_OPT_IN_HINT}`, { reason: 'bwrap-missing' }, { cause: outcome.error });
     }
@@ -332,6 +346,11 @@ export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
       { reason: 'setup-failed', bwrap: bwrap.path, exitCode: outcome.code, output: outputTail(outcome.output) },
     );
   });
+}
+
+/** bwrap ended without running the command (no exit code reported), and not because it was killed or the program is missing. */
+function setupFailed(outcome: ProcessOutcome): boolean {
+  return !outcome.error && !outcome.signal && !outcome.timedOut && commandExitCode(outcome.fd4) === undefined && !isExecFailure(outcome.output);
 }
 
 function processOptions(options: DiskRunOptions, request: RunRequest) {

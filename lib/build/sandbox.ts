@@ -162,24 +162,33 @@ export function findBubblewrap(name = 'bwrap'): Bubblewrap | SandboxUnavailableE
 
 /**
  * How this process may sandbox: as root, a user namespace is asked for only when the kernel has
- * them (`user.max_user_namespaces` > 0); otherwise bwrap must make one (and fails where it can't).
+ * them (`user.max_user_namespaces` > 0) and until one was refused; a non-root builder always needs
+ * one (bwrap fails where it can't have it).
  */
 export function sandboxIdentity(): SandboxIdentity {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   if (userNamespaces === undefined) {
-    let max = 1;
+    let max = 0;
     try {
       max = Number(nodeFs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim());
     } catch {
-      // no such sysctl: assume they exist and let bwrap say otherwise
+      // no such sysctl: a kernel without user namespaces
     }
-    userNamespaces = max !== 0;
+    userNamespaces = max > 0;
   }
   return { root, userNamespaces };
 }
 
 /** Whether the kernel has user namespaces (read once per process). */
 let userNamespaces: boolean | undefined;
+
+/**
+ * A root builder could not make a user namespace although the kernel has them (a seccomp policy,
+ * a container runtime): stop asking for one in this process.
+ */
+export function forgoRootUserNamespaces(): void {
+  userNamespaces = false;
+}
 
 /**
  * The host's system directories as mounts: `/usr` read-only, and each of `/bin`, `/sbin`,

@@ -337,6 +337,44 @@ describeSandbox(`the RUN sandbox (${isRoot ? 'root' : `uid ${process.getuid?.()}
     expect(running()).toEqual([]);
   });
 
+  // Skipped for a non-root builder: it cannot do without a user namespace, so it never retries.
+  (isRoot ? test : test.skip)('as root, where a user namespace is refused (a seccomp policy), the sandbox is made without one, and not asked for again', async () => {
+    // A bwrap that refuses --unshare-user, as a container runtime's seccomp profile can; every
+    // call is logged. The options arrive on fd 3: read them, then hand them on.
+    const log = join(host, 'calls');
+    const picky = join(host, 'picky-bwrap');
+    const bwrap = findTool('bwrap')!;
+    nodeFs.writeFileSync(
+      picky,
+      [
+        '#!/bin/bash',
+        `[ "$1" = --version ] && exec ${bwrap} --version`,
+        'data=$(base64 -w0 <&3)',
+        `if base64 -d <<<"$data" | tr '\\0' '\\n' | grep -qx -- --unshare-user; then echo userns >> ${log}; echo "bwrap: Creating new namespace failed: Operation not permitted" >&2; exit 1; fi`,
+        `echo plain >> ${log}`,
+        'exec 3< <(base64 -d <<<"$data")',
+        `exec ${bwrap} "$@"`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    // A fresh copy of the modules: what this process learns here must not leak into other tests.
+    let fresh!: typeof import('../../lib/build/run');
+    jest.isolateModules(() => {
+      fresh = require('../../lib/build/run');
+    });
+    const exec = fresh.sandboxExecutor({ bwrap: picky });
+    try {
+      const request = { rootfs: tree({ 'etc/keep': 'k' }), command: 'echo ran > ran', env: {}, sourceDateEpoch: 0, platform: { os: 'linux', architecture: 'amd64' } };
+      expect(await (await exec.run(request)).readText('ran')).toBe('ran\n');
+      expect(nodeFs.readFileSync(log, 'utf8')).toBe('userns\nplain\n');
+      await exec.run(request);
+      expect(nodeFs.readFileSync(log, 'utf8')).toBe('userns\nplain\nplain\n');
+    } finally {
+      await exec.dispose!();
+    }
+  });
+
   test('through buildImage the failure is BUILD_FAILED with the cause SANDBOX_UNAVAILABLE; --run-on-host runs it, and says so', async () => {
     const ctx = join(host, 'ctx');
     nodeFs.mkdirSync(join(ctx, 'etc'), { recursive: true });
