@@ -342,7 +342,8 @@ export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
     if (outcome.signal || outcome.timedOut) throw commandFailed(request, outcome.code, outcome.signal, outcome.output);
     if (isExecFailure(outcome.output)) throw cannotStart(request, argv[0], outputTail(outcome.output, 3));
     throw new SandboxUnavailableError(
-      `RUN ${describeRun(request)}: cannot create the sandbox (bubblewrap exited with code ${outcome.code}${outcome.output ? `: ${outputTail(outcome.output, 5)}` : ''}); user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor policy); ${HOST_OPT_IN_HINT}`,
+      `RUN ${describeRun(request)}: cannot create the sandbox (bubblewrap exited with code ${outcome.code}${outcome.output ? `: ${outputTail(outcome.output, 5)}` : ''}); ` +
+        `${identity.root ? 'new namespaces may be refused here (a container\'s seccomp profile)' : 'user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor policy)'}; ${HOST_OPT_IN_HINT}`,
       { reason: 'setup-failed', bwrap: bwrap.path, exitCode: outcome.code, output: outputTail(outcome.output) },
     );
   });
