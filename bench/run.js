@@ -9,6 +9,7 @@
  * - no-change rebuild, and a rebuild after one file of `etc/` changed (only its layer may be
  *   compressed again: checked);
  * - 100k-entry Rootfs operations (bench/rootfs-ops.js);
+ * - what the RUN sandbox adds per RUN, and to writing the fixture for a RUN (bench/run-exec.js);
  * - push to a loopback docker-registry against `skopeo copy` of the same stored image.
  *
  * Every figure is the median of --runs whole-process runs, interleaved so that load from other
@@ -23,7 +24,7 @@
  *   npm run bench -- --nice -10            # every measured command under nice (a busy machine)
  *   CLOUDROOTFS_DIST=/other/dist node bench/run.js --no-install
  *
- * Sections (--only): build, tools, rebuild, rootfs, push.
+ * Sections (--only): build, tools, rebuild, rootfs, run, push.
  */
 'use strict';
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
@@ -80,7 +81,7 @@ function has(tool) {
 /** Installs what the bench needs (apt-get, as root), as the test tools are installed. */
 function ensureTools(install) {
   const { ensureTools: ensure } = require('../scripts/ensure-tools');
-  const wanted = ['pigz', 'umoci', 'skopeo', 'docker-registry'];
+  const wanted = ['pigz', 'umoci', 'skopeo', 'docker-registry', 'bwrap'];
   if (install) ensure(wanted);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (install && isRoot && (!fs.existsSync('/usr/bin/time') || !has('dpkg-deb'))) {
@@ -295,6 +296,18 @@ function runRootfsOps(results) {
   results.rootfs = JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
+/** The RUN sandbox against the host shell (bench/run-exec.js), over the fixture too. */
+function runRunExec(fixture, results) {
+  log(`RUN executors (load ${loadAverage()})`);
+  const argv = [...NICE, process.execPath, path.join(__dirname, 'run-exec.js'), fixture.dir];
+  const r = spawnSync(argv[0], argv.slice(1), {
+    env: { ...process.env, CLOUDROOTFS_DIST: DIST },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`run-exec failed: ${r.stderr}`);
+  results.run = JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
 /** A docker-registry on a free loopback port, storage on tmpfs. */
 async function startRegistry(name) {
   const dir = path.join(WORK, name);
@@ -445,6 +458,16 @@ function targets(s, results) {
   }
   if (s['ours-onefile']) t('one etc/ change recompresses only its layer', true, 'checked on every run');
   if (results.rootfs) t('diff of shared 100k Rootfs ≥ 50× faster than independent', results.rootfs.speedup >= 50, `${fmt(results.rootfs.speedup, 1)}×`);
+  // Writing and reading back the tree is the same code for both executors: what differs is the
+  // launch (bwrap, then sh), so that median is the sandbox's cost per RUN (totals carry the noise
+  // of writing the tree twice).
+  for (const row of results.run?.rows ?? []) {
+    t(`sandbox adds ≤ 50 ms per RUN: ${row.name}`, row.launchOverheadMs <= 50, `${fmt(row.launchOverheadMs, 1)} ms launch (whole RUN ${fmt(row.hostMs, 1)} → ${fmt(row.sandboxMs, 1)} ms)`);
+    if (row.bytes) {
+      const r = row.sandboxWriteMs / row.hostWriteMs;
+      t(`writing ${fmt(row.bytes / MB, 0)} MB for a RUN costs no more than before (±10%)`, r <= 1.1, `${fmt(row.sandboxWriteMs, 0)} ms against ${fmt(row.hostWriteMs, 0)} ms (${fmt(r, 2)}×)`);
+    }
+  }
   if (s['push-ours'] && s['push-skopeo']) {
     const r = s['push-ours'].wall / s['push-skopeo'].wall;
     t('push at least as fast as skopeo copy', r <= 1, `${fmt(r, 3)}× skopeo's time`);
@@ -484,6 +507,19 @@ function markdown(results) {
     lines.push(`| diff, independent copies | ${fmt(r.diffIndependentMs, 1)} |`);
     lines.push(`| ratio | ${fmt(r.speedup, 1)}× |`);
   }
+  if (results.run) {
+    const r = results.run;
+    lines.push('');
+    lines.push(`RUN through the host shell and the sandbox (\`executor.run()\`: write the tree, run, read it back; medians of ${r.runs} interleaved runs, ${r.bigRuns} over the fixture):`);
+    lines.push('');
+    lines.push('| RUN | host shell ms | sandbox ms | sandbox adds ms | of which launch ms | writing the tree ms (host / sandbox) | CPU of the launched processes ms (host / sandbox) |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const row of r.rows) {
+      lines.push(
+        `| ${row.name} | ${fmt(row.hostMs, 1)} | ${fmt(row.sandboxMs, 1)} | ${fmt(row.overheadMs, 1)} | ${fmt(row.launchOverheadMs, 1)} | ${fmt(row.hostWriteMs, 1)} / ${fmt(row.sandboxWriteMs, 1)} | ${fmt(row.hostChildCpuMs, 1)} / ${fmt(row.sandboxChildCpuMs, 1)} |`,
+      );
+    }
+  }
   lines.push('');
   lines.push('| target | result | |');
   lines.push('|---|---|---|');
@@ -511,6 +547,7 @@ async function main() {
   try {
     if (only('build') || only('tools')) runBuildAndTools(fixture, args.runs, only, results, args.levels);
     if (only('rootfs')) runRootfsOps(results);
+    if (only('run')) runRunExec(fixture, results);
     if (only('push') && only('build')) await runPush(args.runs, results);
   } finally {
     results.loadAfter = loadAverage();

@@ -24,7 +24,7 @@ export interface ExampleOptions {
   fs?: FileSystem;
   /** Directory holding `cloudrootfs/` and `child/` (default: this directory). */
   root?: string;
-  /** RUN executor for the child (default: the host shell on node:fs; pass builtinRunExecutor() on memfs). */
+  /** RUN executor for the child (default: the sandbox on node:fs; pass builtinRunExecutor() on memfs). */
   runExecutor?: RunExecutor;
   onStep?: (line: string) => void;
 }

@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'NETWORK_ERROR'
   | 'LOCK_TIMEOUT'
+  | 'SANDBOX_UNAVAILABLE'
   | 'UNSUPPORTED'
   | 'USAGE';
 
@@ -236,6 +237,17 @@ export class UsageError extends CloudRootfsError {
 export class UnsupportedError extends CloudRootfsError {
   constructor(message: string, readonly feature: string, details: ErrorDetails = {}) {
     super('UNSUPPORTED', message, { feature, ...details });
+  }
+}
+
+/**
+ * RUN could not make its sandbox (bubblewrap missing or too old, user namespaces disabled, a
+ * mount refused…): the command did not run. `details.reason` says why, `details.output` holds
+ * bubblewrap's own message. Running on the host instead is an explicit choice (docs/security.md).
+ */
+export class SandboxUnavailableError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('SANDBOX_UNAVAILABLE', message, details, options);
   }
 }
 

@@ -22,6 +22,8 @@ const TOOLS = {
   docker: 'docker.io',
   containerd: 'containerd',
   ctr: 'containerd',
+  // RUN's sandbox (the default RUN executor on disk); CI must build in it, not skip.
+  bwrap: 'bubblewrap',
 };
 
 function has(tool) {

@@ -33,7 +33,7 @@ import { readBuildContext } from './context';
 import type { CopyMode } from './copy';
 import { DigestOnlyTarget } from './digest-target';
 import { BuildWarning, interpretKubefile } from './interpreter';
-import { RunExecutor, defaultRunExecutor } from './run';
+import { RunExecutor, RunExecutorName, RunNetwork, resolveRunExecutor } from './run';
 
 /** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
 export interface BuildStore extends BaseImageStore {
@@ -64,8 +64,14 @@ export interface BuildImageOptions {
   /** Environment (for `SOURCE_DATE_EPOCH` and the default store location). */
   env?: NodeJS.ProcessEnv;
   onProgress?: (event: BuildProgress) => void;
-  /** Runs RUN (default: the host shell on node:fs; none on other filesystems). */
-  runExecutor?: RunExecutor;
+  /**
+   * Runs RUN: an executor, or `sandbox` (the default on node:fs: bubblewrap, the rootfs the only
+   * writable tree), `host` (on this host without isolation: an explicit opt-in, CLI
+   * `--run-on-host`) or `builtin` (no shell). Other filesystems than node:fs have no default.
+   */
+  runExecutor?: RunExecutor | RunExecutorName;
+  /** The network RUN may use: `none` (default) or `host` (CLI `--network host`). */
+  network?: RunNetwork;
   /** Bases not in the store (default: pull them from their registry, see `pull`). */
   resolveBase?: ResolveBase;
   /** FROM: pull the base when the store lacks it (`missing`, default), every time, or never. */
@@ -235,8 +241,10 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   if ((options.cacheFrom?.length || options.cacheTo) && !cache) {
     throw new UsageError('cacheFrom/cacheTo need the build cache (a store, and cache not turned off)');
   }
-  const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
-  const runExecutor = options.runExecutor ?? createdExecutor;
+  // A named (or default) executor is ours to dispose; a given one is the caller's.
+  const givenExecutor = typeof options.runExecutor === 'object' ? options.runExecutor : undefined;
+  const createdExecutor = givenExecutor ? undefined : resolveRunExecutor(options.runExecutor, fs);
+  const runExecutor = givenExecutor ?? createdExecutor ?? options.runExecutor;
   // Temporary trees (RUN output, fetched container images) back lazy contents until the image is
   // written; a failed build removes them at once.
   const workDirs: string[] = [];
@@ -280,6 +288,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
         store: baseStore,
         resolveBase,
         runExecutor,
+        ...(options.network ? { network: options.network } : {}),
         imageType: options.imageType,
         buildArgs: options.buildArgs,
         onProgress: options.onProgress,

@@ -46,7 +46,7 @@ import {
 import { loadTarget, parseImageRef } from '../transports';
 import { isRemoteSource, unpackArchives } from './add';
 import { appDirectory, detectApp } from './apps';
-import { CacheLink, CopyKeyInput, baseLink, linkLayer, scratchLink, selectBuildCache } from './cache-link';
+import { CacheLink, CopyKeyInput, RunKeyInput, baseLink, linkLayer, scratchLink, selectBuildCache } from './cache-link';
 import { BuildContext, readBuildContext } from './context';
 import { CopyMode, Owner, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
 import { ExtensionState, checkAppName, finalExtension, findApp, initialExtensionState, updateApp, withApp } from './extension-state';
@@ -61,7 +61,7 @@ import {
   runHistory,
   simpleHistory,
 } from './history';
-import { RunExecutor, RunUnavailableError, defaultRunExecutor } from './run';
+import { RunExecutor, RunExecutorName, RunNetwork, RunUnavailableError, resolveRunExecutor } from './run';
 
 /** Where `FROM name:tag` looks first: the local store (lib/store's ImageStore fits). */
 export interface BaseImageStore {
@@ -103,8 +103,14 @@ export interface BuilderOptions {
   store?: BaseImageStore;
   /** Where it looks next (e.g. a registry). */
   resolveBase?: ResolveBase;
-  /** Runs RUN steps (default: the host shell on node:fs; none on other filesystems). */
-  runExecutor?: RunExecutor;
+  /**
+   * Runs RUN steps: an executor, or `sandbox` (the default on node:fs: bubblewrap, the rootfs the
+   * only writable tree), `host` (on this host, without isolation: an explicit opt-in) or `builtin`
+   * (no shell; any filesystem). Other filesystems than node:fs have no default.
+   */
+  runExecutor?: RunExecutor | RunExecutorName;
+  /** The network RUN steps may use: `none` (default) or `host` (buildah's and docker build's `--network host`). */
+  network?: RunNetwork;
   /** sealer image type (default `kube-installer`). */
   imageType?: ImageType;
   /** `buildClient` of the sealer extension (default: {@link DEFAULT_BUILD_CLIENT}). */
@@ -158,6 +164,11 @@ export interface EntryOptions {
 export interface RunStepOptions {
   /** Extra environment (build arguments); ENV values are always set. */
   env?: Readonly<Record<string, string>>;
+  /**
+   * This step's network (`RUN --network=`): `default` (the build's), `none`, or `host`, which the
+   * build must allow (`network: 'host'`), as BuildKit's `network.host` entitlement.
+   */
+  network?: RunNetwork | 'default';
 }
 
 // --- internal state ---------------------------------------------------------------------------
@@ -231,11 +242,17 @@ async function commitPending(state: State): Promise<State> {
 }
 
 /** A layer step: batched edits first, then `change`, as its own layer (keyed for the cache by `copy`). */
-async function layerStep(state: State, createdBy: string, change: (rootfs: Rootfs) => Promise<Rootfs>, copy?: CopyKeyInput): Promise<State> {
+async function layerStep(
+  state: State,
+  createdBy: string,
+  change: (rootfs: Rootfs) => Promise<Rootfs>,
+  copy?: CopyKeyInput,
+  run?: RunKeyInput,
+): Promise<State> {
   const s = await commitPending(state);
   const next = await change(s.current);
   const layer = await diff(s.committed, next);
-  const cache = linkLayer(s.cache, layer, s.epoch, createdBy, copy);
+  const cache = linkLayer(s.cache, layer, s.epoch, createdBy, copy, run);
   return { ...s, image: s.image.withLayer(layer, history(s, createdBy)), committed: next, current: next, cache };
 }
 
@@ -553,30 +570,45 @@ export class ImageBuilder {
   run(command: string | readonly string[], options: RunStepOptions = {}): ImageBuilder {
     const request = typeof command === 'string' ? { command } : { argv: [...command] };
     if ((request.command ?? '').trim() === '' && (request.argv ?? []).length === 0) throw new UsageError('run() needs a command');
+    const network = this.runNetwork(options.network);
     const createdBy = runHistory(request);
     return this.then(createdBy, async (state) => {
       const executor = this.runExecutor();
       if (!executor) {
-        throw new RunUnavailableError(
-          'no executor for this filesystem (RUN runs on node:fs by default); pass runExecutor (e.g. builtinRunExecutor() for rm/mkdir/ln) or use remove()',
-        );
+        const named = typeof this.options.runExecutor === 'string' ? `runExecutor '${this.options.runExecutor}' needs node:fs` : 'no executor for this filesystem (RUN runs on node:fs by default)';
+        throw new RunUnavailableError(`${named}; pass runExecutor (e.g. builtinRunExecutor() for rm/mkdir/ln) or use remove()`);
       }
-      return layerStep(state, createdBy, async (rootfs) =>
+      const change = async (rootfs: Rootfs) =>
         executor.run({
           rootfs,
           ...request,
           env: { ...state.image.env, ...(options.env ?? {}) },
           sourceDateEpoch: state.epoch,
           platform: state.platform,
-        }),
-      );
+          network,
+        });
+      return layerStep(state, createdBy, change, undefined, { executor: executor.name, network });
     });
+  }
+
+  /** A RUN step's network: the build's unless the step says otherwise; `host` only where the build allows it. */
+  private runNetwork(step: RunStepOptions['network']): RunNetwork {
+    const build = this.options.network ?? 'none';
+    if (build !== 'none' && build !== 'host') throw new UsageError(`network must be none or host (got ${JSON.stringify(build)})`);
+    if (step === undefined || step === 'default') return build;
+    if (step === 'none') return 'none';
+    if (step === 'host') {
+      if (build !== 'host') throw new UsageError('RUN --network=host needs the build to allow the host network (network: \'host\', CLI --network host)');
+      return 'host';
+    }
+    throw new UsageError(`RUN --network must be default, none or host (got ${JSON.stringify(step)})`);
   }
 
   /** The executor RUN steps use (created once per builder family). */
   runExecutor(): RunExecutor | undefined {
-    if (this.options.runExecutor) return this.options.runExecutor;
-    this.session.executor ??= defaultRunExecutor(this.session.fs);
+    const option = this.options.runExecutor;
+    if (option !== undefined && typeof option !== 'string') return option;
+    this.session.executor ??= resolveRunExecutor(option, this.session.fs);
     return this.session.executor;
   }
 

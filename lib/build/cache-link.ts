@@ -4,7 +4,8 @@
  *
  * A keyed step (COPY, ADD, APP) enters the chain by its step key; any other layer (RUN output,
  * batched edits) by its diff_id, computed from its tar, which also lets the writer find its blob
- * by diff_id. Nothing here is awaited: keys need file digests (the memo answers for unchanged
+ * by diff_id. A RUN layer's identity also names how it ran (executor, network): the same output
+ * made on the host or without the sandbox is another chain. Nothing here is awaited: keys need file digests (the memo answers for unchanged
  * files, others are read and hashed), and that work runs in the background while the steps go on
  * and the writer compresses earlier layers. A writer awaits a layer's key only when it asks the
  * cache.
@@ -26,6 +27,13 @@ export interface CopyKeyInput {
   sources: readonly KeyedSource[];
   /** Everything the step resolved to besides its sources (mode, owner, chmod, destination…). */
   settings: Record<string, unknown>;
+}
+
+/** How a RUN ran, for its layer's identity in the chain. */
+export interface RunKeyInput {
+  /** The executor's name (`sandbox`, `host-shell`, `builtin`…). */
+  executor: string;
+  network: string;
 }
 
 /**
@@ -64,9 +72,17 @@ export function baseLink(cache: BuildCache, image: Image, epoch: number): CacheL
 
 /**
  * Hand a new layer to the cache and return the link after it (undefined without a cache).
- * `copy` makes it a keyed step; without it the layer is known by its diff_id.
+ * `copy` makes it a keyed step; without it the layer is known by its diff_id (and, for `run`,
+ * by how it ran).
  */
-export function linkLayer(link: CacheLink | undefined, layer: Layer, epoch: number, instruction: string, copy?: CopyKeyInput): CacheLink | undefined {
+export function linkLayer(
+  link: CacheLink | undefined,
+  layer: Layer,
+  epoch: number,
+  instruction: string,
+  copy?: CopyKeyInput,
+  run?: RunKeyInput,
+): CacheLink | undefined {
   if (!link) return undefined;
   const { cache } = link;
   let identity: Promise<string>;
@@ -77,7 +93,7 @@ export function linkLayer(link: CacheLink | undefined, layer: Layer, epoch: numb
   } else {
     const diffId = computeDiffId(layer, epoch);
     cache.bindLayer(layer, { diffId, sourceDateEpoch: epoch, instruction });
-    identity = diffId.then((d) => `diff:${d}`);
+    identity = diffId.then((d) => (run ? `run:${JSON.stringify([run.executor, run.network])}:diff:${d}` : `diff:${d}`));
   }
   setLayerIdentity(layer, identity);
   const chain = Promise.all([link.chain, identity]).then(([c, id]) => chainNext(c, id));

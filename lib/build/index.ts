@@ -46,12 +46,18 @@ export {
 export { sniffArchive, archiveTree, type ArchiveKind } from './add';
 export { detectApp, appDirectory, APP_ROOT, type DetectedApp } from './apps';
 export {
+  sandboxExecutor,
   hostShellExecutor,
   builtinRunExecutor,
   defaultRunExecutor,
+  resolveRunExecutor,
   RunUnavailableError,
+  type DiskRunOptions,
   type HostShellOptions,
+  type SandboxOptions,
   type RunExecutor,
+  type RunExecutorName,
+  type RunNetwork,
   type RunRequest,
 } from './run';
 export {

@@ -17,7 +17,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
 import type { Platform } from '../image/types';
 import { expandWord, parseKubefile } from '../kubefile';
 import type { Instruction, Kubefile, KeyValue, ParseWarning } from '../kubefile';
-import { BuilderOptions, ImageBuilder, StepOrigin } from './builder';
+import { BuilderOptions, ImageBuilder, RunStepOptions, StepOrigin } from './builder';
 
 export interface BuildWarning {
   code: string;
@@ -67,6 +67,7 @@ class Interpreter {
   private readonly stages = new Map<string, ImageBuilder>();
   private readonly stageList: ImageBuilder[] = [];
   private builder?: ImageBuilder;
+  private warnedHostRun = false;
   private vars = new Map<string, string | undefined>();
   private stagePlatform: Platform;
   private readonly predefined: Record<string, string>;
@@ -178,12 +179,13 @@ class Interpreter {
       case 'RUN': {
         const b = this.need(i);
         if (i.mounts.length > 0) throw new UnsupportedError(`${this.where(i)}RUN --mount is not supported`, 'run-mount', { file: this.options.file, line: i.line });
-        for (const [flag, value] of [['network', i.network], ['security', i.security]] as const) {
-          if (value !== undefined) this.warn(i, 'IGNORED_FLAG', `RUN --${flag}=${value} is ignored (the executor decides)`);
-        }
+        if (i.security !== undefined) this.warn(i, 'IGNORED_FLAG', `RUN --security=${i.security} is ignored (the executor decides)`);
+        const network = this.runNetwork(i);
+        this.warnHostRun(i);
         const env: Record<string, string> = {};
         for (const [k, v] of this.vars) if (v !== undefined) env[k] = v;
-        return this.set(i.form === 'shell' ? b.run(i.command, { env }) : b.run(i.args, { env }), i);
+        const options = { env, ...(network ? { network } : {}) };
+        return this.set(i.form === 'shell' ? b.run(i.command, options) : b.run(i.args, options), i);
       }
       case 'CMD':
         return this.set(this.need(i).cmd(i.text), i);
@@ -213,6 +215,26 @@ class Interpreter {
       case 'KUBEVERSION':
         return this.set(this.need(i).kubeVersion(i.range), i);
     }
+  }
+
+  /** `RUN --network=`: default, none, or host (only where the build allows the host network). */
+  private runNetwork(i: Extract<Instruction, { kind: 'RUN' }>): RunStepOptions['network'] {
+    if (i.network === undefined) return undefined;
+    const value = i.network;
+    if (value !== 'default' && value !== 'none' && value !== 'host') throw this.error(i, `RUN --network=${value}`, 'default, none or host');
+    if (value === 'host' && (this.options.network ?? 'none') !== 'host') {
+      throw new UsageError(`${this.where(i)}RUN --network=host needs the build to allow the host network (network: 'host', CLI --network host)`);
+    }
+    return value;
+  }
+
+  /** Running on the host is a choice the build's output says out loud, once. */
+  private warnHostRun(i: Instruction): void {
+    if (this.warnedHostRun) return;
+    const executor = this.options.runExecutor;
+    if (executor !== 'host' && !(typeof executor === 'object' && executor.name === 'host-shell')) return;
+    this.warnedHostRun = true;
+    this.warn(i, 'RUN_ON_HOST', 'RUN executes on this host without a sandbox (runExecutor: host): the commands, and any program the base image puts in bin/, run as the builder with its files, environment and network');
   }
 
   private where(i: Instruction): string {

@@ -2,23 +2,26 @@
  * RUN with a pluggable executor. An executor takes the rootfs a command sees and returns the
  * rootfs after it; the builder then diffs the two, so files the command deleted become whiteouts.
  *
- * - `hostShellExecutor()` (the default on node:fs): writes the rootfs into a temporary directory
- *   on the real disk, runs the command with `sh -c` there (cwd at the rootfs root, its `bin/`
- *   first on PATH: sealer v0.7–v0.8's RUN), and reads the directory back. A CloudRootfs has no
- *   `/bin/sh` of its own, so this runs the host's tools over the image's files, never the image's.
+ * - `sandboxExecutor()` (the default on node:fs): writes the rootfs into a temporary directory on
+ *   the real disk, runs the command (`sh -c`, or the JSON form's argv) there inside a bubblewrap
+ *   sandbox (lib/build/sandbox.ts): the host's tools read-only, the rootfs the only writable tree
+ *   and the working directory, its `bin/` first on PATH, no network unless asked, an environment
+ *   of ENV and build arguments only. Then it reads the directory back.
+ * - `hostShellExecutor()` (`runExecutor: 'host'`, only when asked for): the same, without the
+ *   sandbox: the command runs on the host as the builder (sealer v0.7–v0.8's RUN).
  * - `builtinRunExecutor()`: no shell at all: understands `rm`, `mkdir`, `ln -s`, `chmod`, `mv`,
  *   `cp`, `touch` joined by `&&`, evaluated on the in-memory tree. Deterministic, works on memfs,
  *   and the documented way to delete a base image's file from a Kubefile anywhere.
- * On an injected filesystem other than node:fs there is no default: RUN without an executor is a
- * `RunUnavailableError` (code UNSUPPORTED), never a silent write to the real disk.
+ * A CloudRootfs has no `/bin/sh` of its own, so the disk executors run the host's tools over the
+ * image's files. On an injected filesystem other than node:fs there is no default: RUN without an
+ * executor is a `RunUnavailableError` (code UNSUPPORTED), never a silent write to the real disk.
  */
-import { spawn } from 'node:child_process';
 import * as nodeFs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { fileContent } from '../content';
 import { DirectoryEntry, Entry, directoryEntry, fileEntry, markLinked, symlinkEntry, withAttributes } from '../entry';
-import { BuildError, NotFoundError, UnsupportedEntryError, UnsupportedError, UsageError } from '../errors';
+import { BuildError, NotFoundError, SandboxUnavailableError, UnsupportedEntryError, UnsupportedError, UsageError } from '../errors';
 import { FileSystem, FsStats, diskFs, isDiskFs } from '../fs';
 import type { Platform } from '../image/types';
 import { compareBytes, cleanPath, joinPath, parentPath, baseName } from '../path';
@@ -29,6 +32,23 @@ import { materialize } from '../rootfs/io';
 import { splitWords, expandWord } from '../kubefile';
 import { removeTree } from '../util/atomic';
 import { mapLimited } from '../util/concurrency';
+import { ProcessOutcome, outputTail, runProcess } from './run-process';
+import {
+  HOST_OPT_IN_HINT,
+  RunNetwork,
+  SandboxIdentity,
+  SystemMount,
+  bubblewrapOptions,
+  commandExitCode,
+  encodeArgs,
+  findBubblewrap,
+  forgoRootUserNamespaces,
+  isExecFailure,
+  sandboxIdentity,
+  systemMounts,
+} from './sandbox';
+
+export type { RunNetwork } from './sandbox';
 
 export interface RunRequest {
   /** The tree the command sees (pending edits included). */
@@ -42,19 +62,30 @@ export interface RunRequest {
   /** mtimes of what the command writes are clamped to this. */
   sourceDateEpoch: number;
   platform: Platform;
+  /**
+   * The network the command may use (default `none`). The sandbox enforces it; the host shell
+   * always has the host's network; the builtin executor has none to give.
+   */
+  network?: RunNetwork;
   signal?: AbortSignal;
 }
 
 export interface RunExecutor {
-  /** Shown in messages (`host-shell`, `builtin`…). */
+  /** Shown in messages and part of the build cache's key (`sandbox`, `host-shell`, `builtin`…). */
   readonly name: string;
   run(request: RunRequest): Promise<Rootfs>;
   /**
-   * Release what the results still need (the host shell's temporary trees back the lazy contents
-   * of the files a command wrote): call once the built image's layers are written.
+   * Release what the results still need (the disk executors' temporary trees back the lazy
+   * contents of the files a command wrote): call once the built image's layers are written.
    */
   dispose?(): Promise<void>;
 }
+
+/**
+ * The executors a build can name instead of passing one: `sandbox` (the default on node:fs),
+ * `host` (the host shell, no isolation: an explicit opt-in), `builtin` (no shell, any filesystem).
+ */
+export type RunExecutorName = 'sandbox' | 'host' | 'builtin';
 
 /** RUN was asked for where no executor can run it (memfs without `runExecutor`). */
 export class RunUnavailableError extends UnsupportedError {
@@ -68,21 +99,38 @@ export function describeRun(request: Pick<RunRequest, 'command' | 'argv'>): stri
   return request.command ?? JSON.stringify(request.argv ?? []);
 }
 
-// --- the host shell ---------------------------------------------------------------------------
+// --- the disk executors -----------------------------------------------------------------------
 
-export interface HostShellOptions {
+/** What the sandbox and the host shell have in common. */
+export interface DiskRunOptions {
   /** Parent of the temporary trees (default: the OS temp dir). */
   tmpDir?: string;
-  /** Shell for the shell form (default `/bin/sh`). */
+  /** Shell for the shell form (default `/bin/sh`: the host's). */
   shell?: string;
   /** Kill the command after this many milliseconds (default: no limit). */
   timeoutMs?: number;
   /** Where the command's output goes (default: collected; the tail is shown if it fails). */
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
+}
+
+export interface HostShellOptions extends DiskRunOptions {
   /** Keep the host's environment (default true: PATH, HOME… as sealer's RUN had them). */
   inheritEnv?: boolean;
 }
+
+export interface SandboxOptions extends DiskRunOptions {
+  /** The bubblewrap binary (default `bwrap` on PATH). */
+  bwrap?: string;
+  /**
+   * Where the system directories the command sees (`usr`, `bin`, `lib*`, the files of `etc`)
+   * are taken from (default `/`: the host's own tools).
+   */
+  systemRoot?: string;
+}
+
+/** PATH after the image's `bin/` when ENV sets none. */
+const MINIMAL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 interface Fingerprint {
   ino: number;
@@ -176,16 +224,19 @@ async function readBack(fs: FileSystem, root: string, before: Rootfs, prints: Ma
   return Rootfs.fromNode(await readDir(root, '', rootStats));
 }
 
-function tail(text: string, lines = 20): string {
-  const all = text.trimEnd().split('\n');
-  return all.slice(-lines).join('\n');
-}
-
-/** The default executor on node:fs (see the module comment). */
-export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
+/**
+ * What a disk executor does around its command: write the tree into a temporary directory,
+ * launch, read the tree back. `launch` runs argv with `root` as the working directory and
+ * resolves once the command succeeded (it throws otherwise).
+ */
+function diskExecutor(
+  name: string,
+  options: DiskRunOptions,
+  launch: (argv: string[], root: string, request: RunRequest) => Promise<void>,
+): RunExecutor {
   const mine = new Set<string>();
   return {
-    name: 'host-shell',
+    name,
     async dispose() {
       const dirs = [...mine];
       mine.clear();
@@ -206,14 +257,9 @@ export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
         // The root's own mode may forbid us to write; the command needs to.
         await fs.promises.chmod(root, request.rootfs.rootEntry.mode | 0o700);
         const prints = await snapshot(fs, root, request.rootfs);
-        const env: Record<string, string> = {
-          ...(options.inheritEnv === false ? {} : (process.env as Record<string, string>)),
-          ...request.env,
-        };
-        env.PATH = `${join(root, 'bin')}:${env.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`;
         const argv = request.command !== undefined ? [options.shell ?? '/bin/sh', '-c', request.command] : request.argv!;
         if (argv.length === 0) throw new UsageError('RUN needs a command');
-        await spawnChecked(argv, root, env, options, request);
+        await launch(argv, root, request);
         await fs.promises.chmod(root, 0o755);
         const after = await readBack(fs, root, request.rootfs, prints, request.sourceDateEpoch);
         // The root keeps its attributes unless the command changed its mode.
@@ -228,6 +274,110 @@ export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
   };
 }
 
+/**
+ * RUN directly on this host, as the builder's user, with the builder's environment and network
+ * (sealer v0.7–v0.8's RUN). Only by explicit choice (`runExecutor: 'host'`, `--run-on-host`): the
+ * image's `bin/` comes first on PATH and absolute symlinks in the rootfs lead into the host.
+ */
+export function hostShellExecutor(options: HostShellOptions = {}): RunExecutor {
+  return diskExecutor('host-shell', options, async (argv, root, request) => {
+    const env: Record<string, string> = {
+      ...(options.inheritEnv === false ? {} : (process.env as Record<string, string>)),
+      ...request.env,
+    };
+    env.PATH = `${join(root, 'bin')}:${env.PATH ?? MINIMAL_PATH}`;
+    const outcome = await runProcess({ file: argv[0], args: argv.slice(1), cwd: root, env, ...processOptions(options, request) });
+    if (outcome.error) throw startFailed(request, argv[0], outcome.error);
+    if (outcome.code !== 0) throw commandFailed(request, outcome.code, outcome.signal, outcome.output);
+  });
+}
+
+/**
+ * The default executor on node:fs: each RUN in a bubblewrap sandbox over the host's tools, the
+ * rootfs the only writable tree (lib/build/sandbox.ts, docs/security.md). Where no sandbox can be
+ * made, RUN fails with a SandboxUnavailableError (code SANDBOX_UNAVAILABLE); it never falls back
+ * to the host.
+ */
+export function sandboxExecutor(options: SandboxOptions = {}): RunExecutor {
+  const systemRoot = options.systemRoot ?? '/';
+  let system: SystemMount[] | undefined;
+  return diskExecutor('sandbox', options, async (argv, root, request) => {
+    const bwrap = findBubblewrap(options.bwrap);
+    if (bwrap instanceof SandboxUnavailableError) throw bwrap;
+    system ??= systemMounts(systemRoot);
+    // The mount point inside is the same path as outside: resolve links in it first.
+    const realRoot = await nodeFs.promises.realpath(root);
+    const env: Record<string, string> = { ...request.env };
+    env.PATH = `${posix.join(realRoot, 'bin')}:${request.env.PATH ?? MINIMAL_PATH}`;
+    const command = { root: realRoot, argv, env, network: request.network ?? 'none' } as const;
+    const launch = (identity: SandboxIdentity) =>
+      runProcess({
+        file: bwrap.path,
+        args: ['--args', '3', '--json-status-fd', '4', '--', ...argv],
+        // bwrap itself needs no environment; the command's is given with --clearenv/--setenv.
+        env: {},
+        fd3Input: encodeArgs(bubblewrapOptions(command, bwrap, identity, system!, systemRoot)),
+        readFd4: true,
+        ...processOptions(options, request),
+      });
+    const identity = sandboxIdentity();
+    let outcome = await launch(identity);
+    // As root a user namespace is defence in depth, not a need: where the kernel or a seccomp
+    // policy refuses one, make the sandbox without it (and stop asking, once that worked).
+    if (identity.root && identity.userNamespaces && setupFailed(outcome)) {
+      const retried = await launch({ ...identity, userNamespaces: false });
+      if (!setupFailed(retried)) {
+        forgoRootUserNamespaces();
+        outcome = retried;
+      }
+    }
+    if (outcome.error?.code === 'ENOENT') {
+      throw new SandboxUnavailableError(`cannot start bubblewrap (${bwrap.path}): ${outcome.error.message}; ${HOST_OPT_IN_HINT}`, { reason: 'bwrap-missing' }, { cause: outcome.error });
+    }
+    if (outcome.error) throw startFailed(request, argv[0], outcome.error);
+    const exitCode = commandExitCode(outcome.fd4);
+    if (exitCode === 0 && outcome.code === 0) return;
+    if (exitCode !== undefined) throw commandFailed(request, exitCode, null, outcome.output);
+    // No exit code: the command never ran. Killed (timeout), not found, or no sandbox.
+    if (outcome.signal || outcome.timedOut) throw commandFailed(request, outcome.code, outcome.signal, outcome.output);
+    if (isExecFailure(outcome.output)) throw cannotStart(request, argv[0], outputTail(outcome.output, 3));
+    throw new SandboxUnavailableError(
+      `RUN ${describeRun(request)}: cannot create the sandbox (bubblewrap exited with code ${outcome.code}${outcome.output ? `: ${outputTail(outcome.output, 5)}` : ''}); ` +
+        `${identity.root ? 'new namespaces may be refused here (a container\'s seccomp profile)' : 'user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or an AppArmor policy)'}; ${HOST_OPT_IN_HINT}`,
+      { reason: 'setup-failed', bwrap: bwrap.path, exitCode: outcome.code, output: outputTail(outcome.output) },
+    );
+  });
+}
+
+/** bwrap ended without running the command (no exit code reported), and not because it was killed or the program is missing. */
+function setupFailed(outcome: ProcessOutcome): boolean {
+  return !outcome.error && !outcome.signal && !outcome.timedOut && commandExitCode(outcome.fd4) === undefined && !isExecFailure(outcome.output);
+}
+
+function processOptions(options: DiskRunOptions, request: RunRequest) {
+  return { timeoutMs: options.timeoutMs, stdout: options.stdout, stderr: options.stderr, signal: request.signal };
+}
+
+/** The process could not be started, or the build's signal aborted it. */
+function startFailed(request: RunRequest, program: string, error: NodeJS.ErrnoException): BuildError {
+  if (error.name === 'AbortError') return new BuildError(`RUN ${describeRun(request)} was aborted`, { command: describeRun(request), aborted: true }, { cause: error });
+  return cannotStart(request, program, error.message, error);
+}
+
+function cannotStart(request: RunRequest, program: string, why: string, cause?: unknown): BuildError {
+  return new BuildError(`RUN ${describeRun(request)}: cannot start ${program}: ${why}`, { command: describeRun(request) }, { cause });
+}
+
+function commandFailed(request: RunRequest, code: number | null, signal: NodeJS.Signals | null, output: string): BuildError {
+  const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  return new BuildError(`RUN ${describeRun(request)} ${why}${output ? `:\n${outputTail(output)}` : ''}`, {
+    command: describeRun(request),
+    exitCode: code,
+    signal,
+    output: outputTail(output),
+  });
+}
+
 const pendingCleanup = new Set<string>();
 let cleanupHooked = false;
 
@@ -239,49 +389,30 @@ function scheduleCleanup(dir: string): void {
   process.once('exit', () => {
     for (const d of pendingCleanup) {
       try {
-        nodeFs.chmodSync(d, 0o700);
         nodeFs.rmSync(d, { recursive: true, force: true });
       } catch {
-        // best effort at exit
+        // A non-root builder cannot empty a directory the command made read-only: open them up.
+        try {
+          makeWritableSync(d);
+          nodeFs.rmSync(d, { recursive: true, force: true });
+        } catch {
+          // best effort at exit
+        }
       }
     }
   });
+}
+
+function makeWritableSync(path: string): void {
+  if (!nodeFs.lstatSync(path).isDirectory()) return;
+  nodeFs.chmodSync(path, 0o700);
+  for (const name of nodeFs.readdirSync(path)) makeWritableSync(join(path, name));
 }
 
 /** Remove a RUN tree (the command may have made parts of it read-only); best effort. */
 async function removeRunTree(dir: string): Promise<void> {
   pendingCleanup.delete(dir);
   await removeTree(diskFs, dir).catch(() => undefined);
-}
-
-function spawnChecked(argv: string[], cwd: string, env: Record<string, string>, options: HostShellOptions, request: RunRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], signal: request.signal });
-    let output = '';
-    const collect = (chunk: Buffer) => {
-      output = (output + chunk.toString('utf8')).slice(-16384);
-    };
-    child.stdout.on('data', (c: Buffer) => (options.stdout ? options.stdout.write(c) : collect(c)));
-    child.stderr.on('data', (c: Buffer) => (options.stderr ? options.stderr.write(c) : collect(c)));
-    const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
-    child.on('error', (err) => {
-      if (timer) clearTimeout(timer);
-      reject(new BuildError(`RUN ${describeRun(request)}: cannot start ${argv[0]}: ${err.message}`, { command: describeRun(request) }, { cause: err }));
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (code === 0) return resolve();
-      const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      reject(
-        new BuildError(`RUN ${describeRun(request)} ${why}${output ? `:\n${tail(output)}` : ''}`, {
-          command: describeRun(request),
-          exitCode: code,
-          signal,
-          output: tail(output),
-        }),
-      );
-    });
-  });
 }
 
 // --- the builtin executor -------------------------------------------------------------------
@@ -472,7 +603,26 @@ function runBuiltin(rootfs: Rootfs, words: string[], request: RunRequest): Rootf
 /** True when `fs` is node:fs (lib/fs.ts `isDiskFs`, which compares the `promises` object). */
 export const isNodeFs: (fs: FileSystem) => boolean = isDiskFs;
 
-/** The executor a build uses: the given one, the host shell on node:fs, else an error at the first RUN. */
+/** The executor a build uses by default: the sandbox on node:fs, none elsewhere (RUN then fails). */
 export function defaultRunExecutor(fs: FileSystem): RunExecutor | undefined {
-  return isDiskFs(fs) ? hostShellExecutor() : undefined;
+  return isDiskFs(fs) ? sandboxExecutor() : undefined;
+}
+
+/**
+ * The executor for a build's `runExecutor` option: the given one, a named one, or the default
+ * for `fs`. `sandbox` and `host` need node:fs (undefined elsewhere: RUN then fails).
+ */
+export function resolveRunExecutor(option: RunExecutor | RunExecutorName | undefined, fs: FileSystem): RunExecutor | undefined {
+  if (option === undefined) return defaultRunExecutor(fs);
+  if (typeof option !== 'string') return option;
+  switch (option) {
+    case 'sandbox':
+      return isDiskFs(fs) ? sandboxExecutor() : undefined;
+    case 'host':
+      return isDiskFs(fs) ? hostShellExecutor() : undefined;
+    case 'builtin':
+      return builtinRunExecutor();
+    default:
+      throw new UsageError(`runExecutor must be an executor or one of sandbox, host, builtin (got ${JSON.stringify(option)})`);
+  }
 }

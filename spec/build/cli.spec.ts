@@ -48,6 +48,7 @@ describe('cloudrootfs build', () => {
     await expect(run(buildCommand, ['--build-arg', 'NOVALUE', '/ctx'], fs)).rejects.toMatchObject({ code: 'USAGE' });
     await expect(run(buildCommand, ['--type', 'x', '/ctx'], fs)).rejects.toMatchObject({ code: 'USAGE' });
     await expect(run(buildCommand, ['--source-date-epoch', 'soon', '/ctx'], fs)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(run(buildCommand, ['--network', 'bridge', '/ctx'], fs)).rejects.toMatchObject({ code: 'USAGE' });
     expect(() => parseArgs(['--nope'], buildCommand.options)).toThrow(/unknown option/);
   });
 });

@@ -1,4 +1,4 @@
-import { ImageBuilder } from '../../lib/build/builder';
+import { BuilderOptions, ImageBuilder } from '../../lib/build/builder';
 import { contextFromRootfs } from '../../lib/build/context';
 import { DigestOnlyTarget } from '../../lib/build/digest-target';
 import { interpretKubefile, platformArgs } from '../../lib/build/interpreter';
@@ -155,12 +155,46 @@ describe('RUN', () => {
     expect(image.layers).toHaveLength(2);
   });
 
-  test('RUN rm makes a whiteout; a failing command names its line; --mount is refused, --network warned about', async () => {
+  test('RUN rm makes a whiteout; a failing command names its line; --mount is refused, --security warned about', async () => {
     const img = await build('FROM scratch\nCOPY . .\nRUN rm -f statics/audit-policy.yml\n').image;
     expect((await img.layers[1].changeset()).whiteouts()).toEqual(['statics/audit-policy.yml']);
     await expect(build('FROM scratch\nRUN rm nope\n').image).rejects.toMatchObject({ details: { line: 2, causeCode: 'NOT_FOUND' } });
     expect(() => build('FROM scratch\nRUN --mount=type=cache,target=/x true\n')).toThrow(/--mount is not supported/);
-    expect(build('FROM scratch\nRUN --network=none mkdir x\n').warnings.map((w) => w.code)).toEqual(['IGNORED_FLAG']);
+    expect(build('FROM scratch\nRUN --security=insecure mkdir x\n').warnings.map((w) => w.code)).toEqual(['IGNORED_FLAG']);
+  });
+
+  test('RUN --network: none and default always; host only where the build allows it (an entitlement, as in BuildKit)', async () => {
+    const seen: (string | undefined)[] = [];
+    const recorder: RunExecutor = {
+      name: 'recorder',
+      async run(req) {
+        seen.push(req.network);
+        return req.rootfs;
+      },
+    };
+    const kubefile = 'FROM scratch\nRUN a\nRUN --network=none b\nRUN --network=default c\n';
+    const closed = build(kubefile, { runExecutor: recorder });
+    expect(closed.warnings).toEqual([]);
+    await closed.image;
+    expect(seen.splice(0)).toEqual(['none', 'none', 'none']);
+    await build(kubefile, { runExecutor: recorder, network: 'host' }).image;
+    expect(seen.splice(0)).toEqual(['host', 'none', 'host']);
+    await build('FROM scratch\nRUN --network=host a\n', { runExecutor: recorder, network: 'host' }).image;
+    expect(seen.splice(0)).toEqual(['host']);
+    expect(() => build('FROM scratch\nRUN --network=host a\n', { runExecutor: recorder })).toThrow(/Kubefile:2: RUN --network=host needs the build to allow the host network/);
+    expect(() => build('FROM scratch\nRUN --network=bridge a\n', { runExecutor: recorder })).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX' }));
+  });
+
+  test('a build that runs RUN on the host says so once; other executors do not', () => {
+    // Interpreted only: nothing runs until build().
+    const warnings = (kubefile: string, runExecutor?: BuilderOptions['runExecutor']) =>
+      interpretKubefile(kubefile, { context, platform: 'linux/amd64', ...(runExecutor ? { runExecutor } : {}) }).warnings;
+    const host = { name: 'host-shell', run: async (req: { rootfs: Rootfs }) => req.rootfs } as RunExecutor;
+    expect(warnings('FROM scratch\nRUN a\nRUN b\n', host).map((w) => [w.code, w.line])).toEqual([['RUN_ON_HOST', 2]]);
+    expect(warnings('FROM scratch\nRUN a\n', 'host').map((w) => w.code)).toEqual(['RUN_ON_HOST']);
+    expect(warnings('FROM scratch\nCOPY . .\n', 'host')).toEqual([]);
+    expect(warnings('FROM scratch\nRUN a\n')).toEqual([]);
+    expect(warnings('FROM scratch\nRUN a\n', builtinRunExecutor())).toEqual([]);
   });
 });
 

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { ImageBuilder } from '../../lib/build/builder';
 import { contextFromRootfs } from '../../lib/build/context';
 import { DigestOnlyTarget } from '../../lib/build/digest-target';
-import { RunRequest, builtinRunExecutor, hostShellExecutor } from '../../lib/build/run';
+import { RunExecutor, RunRequest, builtinRunExecutor, hostShellExecutor } from '../../lib/build/run';
+import { Bubblewrap, SandboxCommand, bubblewrapOptions, systemMounts } from '../../lib/build/sandbox';
 import { diskFs } from '../../lib/fs';
 import { writeTarget } from '../../lib/image/write';
 import { diff } from '../../lib/layer/diff';
 import { Rootfs } from '../../lib/rootfs/rootfs';
+import { requireTool } from '../support/tools';
 import { listing, memfs, tree } from './helpers';
 
 const platform = { os: 'linux', architecture: 'amd64' };
@@ -78,18 +80,21 @@ describe('the host shell executor', () => {
     await exec.dispose!();
   });
 
-  test('is the default on node:fs, and gives the builtin executor\'s digest for the same deletion', async () => {
+  test('gives the builtin executor\'s digest for the same deletion, as does the default (the sandbox)', async () => {
+    if (!requireTool('bwrap')) return;
     const context = contextFromRootfs(rootfs, diskFs);
     for (const epoch of [0, 1700000000]) {
-      const make = (runExecutor?: ReturnType<typeof builtinRunExecutor>) =>
+      const make = (runExecutor?: RunExecutor) =>
         ImageBuilder.from('scratch', { context, platform: 'linux/amd64', sourceDateEpoch: epoch, ...(runExecutor ? { runExecutor } : {}) })
           .copy('.', '.')
-          .run('rm -f statics/audit-policy.yml')
-          .build();
-      const viaShell = await make();
-      const viaBuiltin = await make(builtinRunExecutor());
-      const [a, b] = await Promise.all([writeTarget(viaShell, new DigestOnlyTarget()), writeTarget(viaBuiltin, new DigestOnlyTarget())]);
-      expect(a.digest).toBe(b.digest);
+          .run('rm -f statics/audit-policy.yml');
+      const host = hostShellExecutor({ tmpDir: tmp });
+      const byDefault = make();
+      expect(byDefault.runExecutor()?.name).toBe('sandbox');
+      const images = [await byDefault.build(), await make(host).build(), await make(builtinRunExecutor()).build()];
+      const digests = await Promise.all(images.map(async (image) => (await writeTarget(image, new DigestOnlyTarget())).digest));
+      expect(new Set(digests).size).toBe(1);
+      await Promise.all([host.dispose!(), byDefault.runExecutor()!.dispose!()]);
     }
   });
 });
@@ -142,7 +147,82 @@ test('node:fs is recognised whatever namespace wrapper it comes in; memfs is not
   // What `import * as fs from 'node:fs'` gives another CommonJS module: a fresh object.
   const wrapper = { ...nodeFs, promises: nodeFs.promises } as unknown as import('../../lib/fs').FileSystem;
   expect(isNodeFs(wrapper)).toBe(true);
-  expect(defaultRunExecutor(wrapper)?.name).toBe('host-shell');
+  expect(defaultRunExecutor(wrapper)?.name).toBe('sandbox');
   expect(isNodeFs(memfs())).toBe(false);
   expect(defaultRunExecutor(memfs())).toBeUndefined();
+});
+
+test('runExecutor names: sandbox and host need node:fs, builtin runs anywhere, anything else is a UsageError', async () => {
+  const { resolveRunExecutor } = await import('../../lib/build/run');
+  expect(resolveRunExecutor('sandbox', nodeFs as unknown as import('../../lib/fs').FileSystem)?.name).toBe('sandbox');
+  expect(resolveRunExecutor('host', nodeFs as unknown as import('../../lib/fs').FileSystem)?.name).toBe('host-shell');
+  expect(resolveRunExecutor('builtin', memfs())?.name).toBe('builtin');
+  expect(resolveRunExecutor('sandbox', memfs())).toBeUndefined();
+  expect(resolveRunExecutor('host', memfs())).toBeUndefined();
+  expect(() => resolveRunExecutor('chroot' as 'host', memfs())).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  // A named executor on memfs fails at the RUN, saying why.
+  const build = ImageBuilder.from('scratch', { fs: memfs(), runExecutor: 'sandbox' }).run('true').build();
+  await expect(build).rejects.toMatchObject({ details: { causeCode: 'UNSUPPORTED' } });
+  await expect(build).rejects.toThrow(/runExecutor 'sandbox' needs node:fs/);
+});
+
+describe('the bubblewrap command line', () => {
+  const bwrap = (version: [number, number, number]): Bubblewrap => ({ path: '/usr/bin/bwrap', version });
+  const command: SandboxCommand = { root: '/work/tmp/run-1/rootfs', argv: ['/bin/sh', '-c', 'true'], env: { PATH: '/work/tmp/run-1/rootfs/bin:/usr/bin', A: 'b c' }, network: 'none' };
+  const system = [
+    { kind: 'ro-bind' as const, source: '/usr', dest: '/usr' },
+    { kind: 'symlink' as const, target: 'usr/bin', dest: '/bin' },
+  ];
+  const options = (over: Partial<SandboxCommand> = {}, root = true, userNamespaces = true, version: [number, number, number] = [0, 8, 0]) =>
+    bubblewrapOptions({ ...command, ...over }, bwrap(version), { root, userNamespaces }, system);
+  const pairs = (o: string[], flag: string) => o.flatMap((a, i) => (a === flag ? [o[i + 1]] : []));
+
+  test('no network unless asked; the environment is exactly what is given; the rootfs last, writable, the working directory', () => {
+    const o = options();
+    expect(o[0]).toBe('--unshare-all');
+    expect(o).not.toContain('--share-net');
+    expect(options({ network: 'host' })).toContain('--share-net');
+    expect(o).toEqual(expect.arrayContaining(['--die-with-parent', '--new-session', '--clearenv']));
+    const env = o.flatMap((a, i) => (a === '--setenv' ? [`${o[i + 1]}=${o[i + 2]}`] : []));
+    expect(env).toEqual(['PATH=/work/tmp/run-1/rootfs/bin:/usr/bin', 'A=b c']);
+    expect(o.slice(-5)).toEqual(['--bind', command.root, command.root, '--chdir', command.root]);
+    // Only the rootfs is bound writable; /proc is remounted read-only after it is made.
+    expect(pairs(o, '--bind')).toEqual([command.root]);
+    expect(o.indexOf('--remount-ro')).toBeGreaterThan(o.indexOf('--proc'));
+    expect(pairs(o, '--ro-bind')).toEqual(['/usr']);
+    expect(pairs(o, '--symlink')).toEqual(['usr/bin']);
+    expect(pairs(o, '--ro-bind-try').every((p) => p.startsWith('/etc/') && !p.startsWith('/etc/ssl/private') && p !== '/etc/shadow')).toBe(true);
+  });
+
+  test('capabilities: all dropped but the file ones; no user namespace for root where the kernel has none; uid 0 inside for others', () => {
+    const o = options();
+    expect(o.slice(o.indexOf('--cap-drop'), o.indexOf('--cap-drop') + 2)).toEqual(['--cap-drop', 'ALL']);
+    expect(pairs(o, '--cap-add')).toEqual(['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID']);
+    expect(o).toEqual(expect.arrayContaining(['--unshare-user', '--disable-userns']));
+    expect(options({}, true, false)).not.toContain('--unshare-user');
+    const unprivileged = options({}, false, true);
+    expect(unprivileged).toEqual(expect.arrayContaining(['--unshare-user', '--disable-userns']));
+    expect(pairs(unprivileged, '--uid')).toEqual(['0']);
+    expect(pairs(unprivileged, '--gid')).toEqual(['0']);
+    // bwrap before 0.8 has no --disable-userns.
+    expect(options({}, false, true, [0, 6, 1])).not.toContain('--disable-userns');
+  });
+
+  test('system directories: symlinks stay symlinks, real directories are bound read-only, absent ones are left out', () => {
+    const sys = nodeFs.mkdtempSync(join(tmpdir(), 'cloudrootfs-sys-'));
+    try {
+      nodeFs.mkdirSync(join(sys, 'usr'));
+      nodeFs.mkdirSync(join(sys, 'bin'));
+      nodeFs.symlinkSync('usr/lib', join(sys, 'lib'));
+      expect(systemMounts(sys)).toEqual([
+        { kind: 'ro-bind', source: join(sys, 'usr'), dest: '/usr' },
+        { kind: 'ro-bind', source: join(sys, 'bin'), dest: '/bin' },
+        { kind: 'symlink', target: 'usr/lib', dest: '/lib' },
+      ]);
+      nodeFs.rmdirSync(join(sys, 'usr'));
+      expect(() => systemMounts(sys)).toThrow(expect.objectContaining({ code: 'SANDBOX_UNAVAILABLE' }));
+    } finally {
+      nodeFs.rmSync(sys, { recursive: true, force: true });
+    }
+  });
 });

@@ -51,7 +51,7 @@ export function describeBuild(result: BuildImageResult): string[] {
 
 export const buildCommand: Command = {
   name: 'build',
-  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
+  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--network none|host] [--run-on-host] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
   options: [
     { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME:TAG', description: 'store the image under this name (without it, only digests are computed)' },
@@ -68,6 +68,8 @@ export const buildCommand: Command = {
     { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
     { name: 'insecure', type: 'boolean', description: 'talk plain http to every registry (loopback hosts already do)' },
     { name: 'offline', type: 'boolean', description: 'never contact a registry for container images' },
+    { name: 'network', type: 'string', placeholder: 'none|host', description: 'network for RUN: none (default: a private loopback only) or host' },
+    { name: 'run-on-host', type: 'boolean', description: 'run RUN directly on this host, without the sandbox (the base image\'s bin/ runs as you)' },
     { name: 'no-cache', type: 'boolean', description: 'do not use the build cache (every layer is made and compressed again)' },
     { name: 'cache-from', type: 'list', placeholder: 'docker://HOST/REPO:TAG', description: 'import a build cache exported to a registry (repeatable)' },
     { name: 'cache-to', type: 'string', placeholder: 'docker://HOST/REPO:TAG', description: 'export the build cache to a registry after the build' },
@@ -98,6 +100,8 @@ export const buildCommand: Command = {
     if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') {
       throw new UsageError(`--compression must be gzip, zstd or none (got ${JSON.stringify(compression)})`);
     }
+    const network = o.network as string | undefined;
+    if (network !== undefined && network !== 'none' && network !== 'host') throw new UsageError(`--network must be none or host (got ${JSON.stringify(network)})`);
     const levelText = o.level as string | undefined;
     if (levelText !== undefined && !/^\d+$/.test(levelText)) throw new UsageError(`--level must be a number (got ${JSON.stringify(levelText)})`);
     const listFile = async (name: string) => {
@@ -114,6 +118,8 @@ export const buildCommand: Command = {
       limits: limitsOf(ctx),
       ...(o.insecure ? { registry: { insecure: true } } : {}),
       ...(o['no-cache'] ? { cache: false } : {}),
+      ...(o['run-on-host'] ? { runExecutor: 'host' as const } : {}),
+      ...(network ? { network: network as 'none' | 'host' } : {}),
       cacheFrom: (o['cache-from'] as string[] | undefined) ?? [],
       cacheTo: o['cache-to'] as string | undefined,
       encoding: {
