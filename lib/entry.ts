@@ -4,6 +4,7 @@
  * each other, and exporters write the second as a tar hardlink to the first.
  */
 import { bufferContent, Content } from './content';
+import { InvalidAttributeError } from './errors';
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink';
 
@@ -55,20 +56,32 @@ export interface AttributeOptions {
 export const DEFAULT_FILE_MODE = 0o644;
 export const DEFAULT_DIR_MODE = 0o755;
 export const DEFAULT_SYMLINK_MODE = 0o777;
+/**
+ * The largest owner id: Linux's uid_t and gid_t are 32 bits. A bigger one cannot be written to
+ * disk (chown refuses it, or a Go extractor truncates it to another user), so it is refused where
+ * an entry is made: in every layer read, every build step, every API call.
+ */
+export const MAX_OWNER_ID = 2 ** 32 - 1;
+
+/** Throws InvalidAttributeError unless `value` is an owner id a filesystem can hold (0..2^32-1). */
+export function checkOwnerId(value: number, what: 'uid' | 'gid'): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_OWNER_ID) {
+    throw new InvalidAttributeError(what, value, `owners are whole numbers from 0 to ${MAX_OWNER_ID}`);
+  }
+  return value;
+}
 
 function toSeconds(mtime: number | Date | undefined): number {
   if (mtime === undefined) return 0;
   const s = mtime instanceof Date ? mtime.getTime() / 1000 : mtime;
-  if (!Number.isFinite(s)) throw new TypeError(`invalid mtime ${String(mtime)}`);
+  if (!Number.isFinite(s)) throw new InvalidAttributeError('mtime', mtime, 'not a time');
   return Math.floor(s);
 }
 
 function attrs(opts: AttributeOptions, defaultMode: number): EntryAttributes {
   const mode = opts.mode ?? defaultMode;
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new TypeError(`invalid mode ${mode}`);
-  for (const [k, v] of [['uid', opts.uid], ['gid', opts.gid]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new TypeError(`invalid ${k} ${v}`);
-  }
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new InvalidAttributeError('mode', mode, 'permission bits are 0 to 07777');
+  for (const [k, v] of [['uid', opts.uid], ['gid', opts.gid]] as const) if (v !== undefined) checkOwnerId(v, k);
   const out: EntryAttributes = {
     mode,
     uid: opts.uid ?? 0,
@@ -77,6 +90,11 @@ function attrs(opts: AttributeOptions, defaultMode: number): EntryAttributes {
     ...(opts.xattrs && Object.keys(opts.xattrs).length > 0 ? { xattrs: Object.freeze({ ...opts.xattrs }) } : {}),
   };
   return out;
+}
+
+/** Throws InvalidAttributeError when `opts` holds a value no entry may have (as fileEntry would). */
+export function checkAttributes(opts: AttributeOptions): void {
+  attrs(opts, DEFAULT_FILE_MODE);
 }
 
 export function fileEntry(content: Content | Buffer | string, opts: AttributeOptions = {}): FileEntry {

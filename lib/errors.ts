@@ -34,7 +34,15 @@ export type ErrorCode =
   | 'LOCK_TIMEOUT'
   | 'SANDBOX_UNAVAILABLE'
   | 'UNSUPPORTED'
-  | 'USAGE';
+  | 'USAGE'
+  // An entry attribute no filesystem can hold; writes the filesystem refused (FileSystemError).
+  | 'INVALID_ATTRIBUTE'
+  | 'NO_SPACE'
+  | 'PERMISSION_DENIED'
+  | 'READ_ONLY_FILESYSTEM'
+  | 'NOT_A_DIRECTORY'
+  | 'NOT_A_FILE'
+  | 'FILESYSTEM_ERROR';
 
 export interface ErrorDetails {
   [key: string]: unknown;
@@ -294,6 +302,87 @@ export class NetworkError extends CloudRootfsError {
   constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
     super('NETWORK_ERROR', message, details, options);
   }
+}
+
+// --- platforms, entry attributes, filesystem failures ---------------------------------------------
+
+/**
+ * An image (or index) has nothing for the platform asked for. One wording everywhere:
+ * `no image for platform linux/arm64 in WHERE (have: linux/amd64)`.
+ */
+export class PlatformNotFoundError extends CloudRootfsError {
+  /**
+   * `wanted` and `have` are formatted platforms (`linux/arm64`); `details` carry them as objects.
+   * Build it with `platformNotFound` (lib/image/platform.ts), which formats them.
+   */
+  constructor(wanted: readonly string[], have: readonly string[], where: string, details: ErrorDetails = {}) {
+    super('PLATFORM_NOT_FOUND', `no image for platform ${wanted.join(', ')}${where ? ` in ${where}` : ''} (have: ${have.join(', ') || 'none'})`, {
+      ...details,
+      where,
+    });
+  }
+}
+
+/**
+ * An entry attribute no Linux filesystem can hold: a mode outside 0..07777, an owner outside
+ * 0..2^32-1 (uid_t), an mtime that is not a number. Readers of archives report it as
+ * CORRUPT_ARCHIVE with this error as the cause.
+ */
+export class InvalidAttributeError extends CloudRootfsError {
+  constructor(
+    readonly attribute: string,
+    readonly value: unknown,
+    reason: string,
+  ) {
+    super('INVALID_ATTRIBUTE', `invalid ${attribute} ${String(value)}: ${reason}`, { attribute, value: String(value) });
+  }
+}
+
+export type FileSystemErrorCode = 'NO_SPACE' | 'PERMISSION_DENIED' | 'READ_ONLY_FILESYSTEM' | 'NOT_A_DIRECTORY' | 'NOT_A_FILE' | 'FILESYSTEM_ERROR';
+
+/**
+ * A filesystem operation on a path the user named failed: the disk or quota is full, permission
+ * is denied, the filesystem is read-only, a path is not the kind of file it must be. `path` is the
+ * user's path (a destination, the store), never an internal temporary name; `errno` is the
+ * system's code (`ENOSPC`…) when there is one.
+ */
+export class FileSystemError extends CloudRootfsError {
+  constructor(
+    code: FileSystemErrorCode,
+    message: string,
+    readonly path: string,
+    readonly errno?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, { path, ...(errno ? { errno } : {}) }, options);
+  }
+}
+
+const ERRNO_CODES: Readonly<Record<string, [FileSystemErrorCode, string]>> = {
+  ENOSPC: ['NO_SPACE', 'no space left on the device'],
+  EDQUOT: ['NO_SPACE', 'the disk quota is exhausted'],
+  EFBIG: ['NO_SPACE', 'the file is larger than the filesystem allows'],
+  EACCES: ['PERMISSION_DENIED', 'permission denied'],
+  EPERM: ['PERMISSION_DENIED', 'operation not permitted'],
+  EROFS: ['READ_ONLY_FILESYSTEM', 'the filesystem is read-only'],
+  ENOTDIR: ['NOT_A_DIRECTORY', 'a component of the path is not a directory'],
+  EISDIR: ['NOT_A_FILE', 'it is a directory'],
+};
+
+/**
+ * A system error (`err.code` = `ENOSPC`, `EACCES`…) from `action` on `path` (the user's path: a
+ * destination, the store) as a FileSystemError whose message names that path and not the
+ * temporary file the system call was made on. CloudRootfsErrors and errors without an errno
+ * code are returned unchanged.
+ */
+export function fileSystemError(err: unknown, path: string, action: string): unknown {
+  if (err instanceof CloudRootfsError) return err;
+  const errno = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  if (!errno || !/^E[A-Z0-9]+$/.test(errno)) return err;
+  // Unknown codes keep the system's words (`EIO: i/o error, write …` → `i/o error`).
+  const said = err instanceof Error ? /^E[A-Z0-9]+: ([^,]+)/.exec(err.message)?.[1] : undefined;
+  const [code, reason] = ERRNO_CODES[errno] ?? ['FILESYSTEM_ERROR', said ?? 'failed'];
+  return new FileSystemError(code, `cannot ${action} ${path}: ${reason} (${errno})`, path, errno, { cause: err });
 }
 
 export function isCloudRootfsError(err: unknown): err is CloudRootfsError {

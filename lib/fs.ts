@@ -5,6 +5,7 @@
  */
 import * as nodeFs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { FileSystemError, LimitExceededError, NotFoundError, fileSystemError } from './errors';
 
 export interface FsStats {
   isFile(): boolean;
@@ -109,4 +110,34 @@ export const IO_CHUNK = 1 << 20;
  */
 export function readChunkFor(size: number): number {
   return Math.min(IO_CHUNK, Math.max(16 << 10, Math.ceil((size + 1) / 16384) * 16384));
+}
+
+/** Largest document `readDocumentFile` reads by default (a Kubefile, an image list, an auth file). */
+export const DEFAULT_MAX_DOCUMENT_FILE_BYTES = 16 << 20;
+
+/**
+ * Read a file the user named as a document (a Kubefile, an image list, an auth file), as UTF-8.
+ * Only a regular file is read (symlinks followed): a fifo would block forever and a device
+ * never end, so anything else is NOT_A_FILE; a missing file is NOT_FOUND (`what` names it); a
+ * file over `maxBytes` is LIMIT_EXCEEDED; other failures are typed errors naming `path`.
+ */
+export async function readDocumentFile(fs: FileSystem, path: string, what: string, maxBytes = DEFAULT_MAX_DOCUMENT_FILE_BYTES): Promise<string> {
+  let st: FsStats;
+  try {
+    st = await fs.promises.stat(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(path, what);
+    throw fileSystemError(err, path, `read the ${what}`);
+  }
+  if (!st.isFile()) {
+    const kind = st.isDirectory() ? 'a directory' : 'not a regular file (a fifo, socket or device)';
+    throw new FileSystemError('NOT_A_FILE', `the ${what} ${path} is ${kind}`, path);
+  }
+  if (st.size > maxBytes) throw new LimitExceededError('documentFileBytes', maxBytes, `the ${what} ${path} (${st.size} bytes)`);
+  try {
+    return await fs.promises.readFile(path, 'utf8');
+  } catch (err) {
+    throw fileSystemError(err, path, `read the ${what}`);
+  }
 }

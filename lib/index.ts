@@ -9,7 +9,7 @@
  *   cli        runCli
  */
 export * from './errors';
-export { diskFs, type FileSystem, type FsStats } from './fs';
+export { diskFs, readDocumentFile, type FileSystem, type FsStats } from './fs';
 export {
   cleanPath,
   joinPath,
@@ -39,6 +39,9 @@ export {
   hardlinkEntry,
   withAttributes,
   sameMetadata,
+  checkAttributes,
+  checkOwnerId,
+  MAX_OWNER_ID,
   DEFAULT_FILE_MODE,
   DEFAULT_DIR_MODE,
   type Entry,
@@ -78,6 +81,8 @@ export {
   detectCompression,
   decompressStream,
   DigestCounter,
+  digestAlgorithm,
+  checkEncoding,
   digestOfBuffer,
   digestOfStream,
   zstdAvailable,
@@ -85,11 +90,12 @@ export {
   type EncoderOptions,
   type EncodeSummary,
   type CompressionAlgorithm,
+  type DigestAlgorithm,
 } from './compress';
 export { MEDIA_TYPES, isLayerMediaType, isManifestMediaType, isIndexMediaType } from './media-types';
 export { Image, ImageIndex, selectImage, timestamp, type ImageInit, type IndexEntry } from './image/image';
 export { blobLayer, changesetLayer, type ImageLayer, type BlobLayer, type ChangesetLayer } from './image/layer';
-export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, platformMatches } from './image/platform';
+export { hostPlatform, parsePlatform, formatPlatform, normalizePlatform, platformMatches, platformNotFound } from './image/platform';
 export { canonicalJson } from './image/json';
 export { validate, assertValid, type ValidationReport, type ValidateOptions } from './image/validate';
 export { writeImage, writeTarget, type BlobTarget, type WriteImageOptions, type WriteProgress } from './image/write';

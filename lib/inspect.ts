@@ -95,7 +95,7 @@ export interface InspectOptions {
 
 /** Inspect one platform of a target; for an index, the index's entries are listed too. */
 export async function inspectTarget(target: Image | ImageIndex, options: InspectOptions = {}): Promise<ImageSpec> {
-  const image = selectImage(target, options.platform);
+  const image = selectImage(target, options.platform, options.reference);
   const result = inspectImage(image, options.reference);
   if (target instanceof ImageIndex) {
     result.index = {

@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import { BuildCache, exportBuildCache, importBuildCache, type BuildCacheStats, type CacheOutcome, type ExportBuildCacheResult } from '../cache';
-import { CloudRootfsError, NotFoundError, UsageError } from '../errors';
-import { FileSystem, diskFs, errnoCode, isDiskFs } from '../fs';
+import { CloudRootfsError, UsageError } from '../errors';
+import { FileSystem, diskFs, isDiskFs, readDocumentFile } from '../fs';
 import { Image, ImageIndex } from '../image/image';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
@@ -25,6 +25,9 @@ import type { RegistryAccessOptions } from '../registry/remote';
 import type { ImageReadLimits } from '../formats/blob-source';
 import type { Rootfs } from '../rootfs/rootfs';
 import { ImageStore } from '../store';
+import { storeName } from '../store/names';
+import { checkEncoding } from '../compress';
+import { parseRemoteReference } from '../registry/remote';
 import type { EncodeLayerOptions } from '../tar/write';
 import { removeAll } from '../util/atomic';
 import { BaseImageStore, ImageType, ResolveBase, StepProgress, resolveSourceDateEpoch } from './builder';
@@ -170,12 +173,7 @@ export interface BuildImageResult {
 async function readKubefile(fs: FileSystem, options: BuildImageOptions): Promise<{ text: string; file: string }> {
   if (options.kubefileText !== undefined) return { text: options.kubefileText, file: options.kubefile ?? 'Kubefile' };
   const path = options.kubefile ?? posix.join(options.context, 'Kubefile');
-  try {
-    return { text: await fs.promises.readFile(path, 'utf8'), file: path };
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new NotFoundError(path, 'Kubefile');
-    throw err;
-  }
+  return { text: await readDocumentFile(fs, path, 'Kubefile'), file: path };
 }
 
 function platformsOf(options: BuildImageOptions): Platform[] {
@@ -224,9 +222,14 @@ async function chooseCache(options: BuildImageOptions, openStore: () => Promise<
 export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
   const fs = options.fs ?? diskFs;
   if (!options.context) throw new UsageError('buildImage needs a context directory');
+  // Every argument is checked before any work: a bad tag or level must not wait for the build.
+  const platforms = platformsOf(options);
+  if (options.tag !== undefined) storeName(options.tag);
+  checkEncoding(options.encoding ?? {});
+  if (options.cacheTo !== undefined) parseRemoteReference(options.cacheTo);
+  for (const ref of options.cacheFrom ?? []) parseRemoteReference(ref);
   const { text, file } = await readKubefile(fs, options);
   const kf = parseKubefile(text, { file });
-  const platforms = platformsOf(options);
   const env = options.env ?? process.env;
 
   let store: BuildStore | undefined = options.store;

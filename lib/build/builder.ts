@@ -18,11 +18,11 @@
  */
 import type { BuildCache } from '../cache';
 import { Content } from '../content';
-import { AttributeOptions, directoryEntry, fileEntry, symlinkEntry } from '../entry';
+import { AttributeOptions, checkAttributes, directoryEntry, fileEntry, symlinkEntry } from '../entry';
 import { BuildError, CloudRootfsError, ImageNotFoundError, KubefileSyntaxError, NotFoundError, UsageError } from '../errors';
 import { FileSystem, diskFs } from '../fs';
-import { Image, ImageIndex, timestamp } from '../image/image';
-import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../image/platform';
+import { Image, ImageIndex, selectImage, timestamp } from '../image/image';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../image/platform';
 import type { HistoryEntry, Platform } from '../image/types';
 import { diff } from '../layer/diff';
 import { cleanPath } from '../path';
@@ -48,7 +48,7 @@ import { isRemoteSource, unpackArchives } from './add';
 import { appDirectory, detectApp } from './apps';
 import { CacheLink, CopyKeyInput, RunKeyInput, baseLink, linkLayer, scratchLink, selectBuildCache } from './cache-link';
 import { BuildContext, readBuildContext } from './context';
-import { CopyMode, Owner, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
+import { CopyMode, Owner, checkChown, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
 import { ExtensionState, checkAppName, finalExtension, findApp, initialExtensionState, updateApp, withApp } from './extension-state';
 import {
   appCmdsHistory,
@@ -186,19 +186,74 @@ interface State {
   image: Image;
   committed: Rootfs;
   current: Rootfs;
-  pending: string[];
+  /** Notes of the batched edits since the last layer, newest first (a list: appending is O(1)). */
+  pending: PendingEdit | undefined;
   ext: ExtensionState;
   /** With a cache: the build cache and the chain key of `committed` (see cache-link.ts). */
   cache?: CacheLink;
 }
 
+interface PendingEdit {
+  readonly note: string;
+  readonly before: PendingEdit | undefined;
+}
+
+function pendingNotes(pending: PendingEdit | undefined): string[] {
+  const notes: string[] = [];
+  for (let p = pending; p; p = p.before) notes.push(p.note);
+  return notes.reverse();
+}
+
 type StepFn = (state: State) => Promise<State>;
+
+/**
+ * What a LABEL or ENV step changes, as data: a run of such steps is applied in one pass (each
+ * still gets its own history entry), so thousands of them cost what one does plus their size.
+ */
+interface ConfigPatch {
+  labels?: Readonly<Record<string, string>>;
+  env?: Readonly<Record<string, string>>;
+  /** ENV also sets the sealer extension's env (the Kubefile `ENV k=v` form). */
+  extensionEnv?: boolean;
+  createdBy: string;
+}
+
+/** Apply patches in order, as the steps one by one would (labels merged once, one history entry each). */
+function applyPatches(state: State, patches: readonly ConfigPatch[]): State {
+  let image = state.image;
+  const labels: Record<string, string> = {};
+  let extEnv: Record<string, string> | undefined;
+  for (const p of patches) {
+    if (p.labels) Object.assign(labels, p.labels);
+    if (p.env) {
+      for (const [k, v] of Object.entries(p.env)) image = image.withEnv(k, v);
+      if (p.extensionEnv) Object.assign((extEnv ??= {}), p.env);
+    }
+  }
+  if (Object.keys(labels).length > 0) image = image.withLabels(labels);
+  image = image.withHistoryEntries(patches.map((p) => history(state, p.createdBy)), true);
+  const ext = extEnv ? { ...state.ext, env: { ...state.ext.env, ...extEnv } } : state.ext;
+  return { ...state, image, ext };
+}
 
 interface Step {
   /** The step as a Kubefile line, for progress and errors. */
   describe: string;
   run: StepFn;
   origin?: StepOrigin;
+  /**
+   * A cheap, repeatable function of the state before it (a label, an env, a batched file edit).
+   * Its state is not kept unless asked for: a chain of thousands of such steps then holds one
+   * state at a time, not one per step. Other steps (layers, RUN, user edits) keep theirs.
+   */
+  pure?: boolean;
+  /**
+   * How a pure step may be applied together with its neighbours (see state()): `patch` (LABEL,
+   * ENV: the change as data, touching only the image config and the extension) or `edit` (a
+   * batched file edit: touching only the tree and the pending notes, reading nothing else).
+   */
+  patch?: ConfigPatch;
+  edit?: boolean;
 }
 
 /** The source date epoch in seconds: the option, else `SOURCE_DATE_EPOCH`, else 0. */
@@ -234,11 +289,11 @@ function metadataStep(state: State, createdBy: string, image: Image, ext: Extens
 
 /** Make the batched edits one layer (no-op when there are none). */
 async function commitPending(state: State): Promise<State> {
-  if (state.pending.length === 0) return state;
+  if (!state.pending) return state;
   const layer = await diff(state.committed, state.current);
-  const createdBy = `cloudrootfs: ${state.pending.join('; ')}`;
+  const createdBy = `cloudrootfs: ${pendingNotes(state.pending).join('; ')}`;
   const cache = linkLayer(state.cache, layer, state.epoch, createdBy);
-  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: [], cache };
+  return { ...state, image: state.image.withLayer(layer, history(state, createdBy)), committed: state.current, pending: undefined, cache };
 }
 
 /** A layer step: batched edits first, then `change`, as its own layer (keyed for the cache by `copy`). */
@@ -257,7 +312,7 @@ async function layerStep(
 }
 
 function editStep(state: State, note: string, rootfs: Rootfs): State {
-  return { ...state, current: rootfs, pending: [...state.pending, note] };
+  return { ...state, current: rootfs, pending: { note, before: state.pending } };
 }
 
 function stringRecord(key: string | Readonly<Record<string, string>>, value: string | undefined, what: string): Record<string, string> {
@@ -302,6 +357,22 @@ export class ImageBuilder {
     return new ImageBuilder(this.options, this.session, this.base, this, { describe, run, origin }, this.depth + 1);
   }
 
+  /** A step that is a cheap, repeatable function of the state before it (see Step.pure). */
+  private thenPure(describe: string, run: StepFn): ImageBuilder {
+    return new ImageBuilder(this.options, this.session, this.base, this, { describe, run, pure: true }, this.depth + 1);
+  }
+
+  /** A batched edit of the tree (see Step.edit). */
+  private thenEdit(describe: string, run: StepFn): ImageBuilder {
+    return new ImageBuilder(this.options, this.session, this.base, this, { describe, run, pure: true, edit: true }, this.depth + 1);
+  }
+
+  /** A LABEL or ENV step (pure, and applied together with its neighbours: see state()). */
+  private thenPatch(patch: ConfigPatch): ImageBuilder {
+    const run: StepFn = async (state) => applyPatches(state, [patch]);
+    return new ImageBuilder(this.options, this.session, this.base, this, { describe: patch.createdBy, run, pure: true, patch }, this.depth + 1);
+  }
+
   /** @internal The same builder with a Kubefile position attached to its last step. */
   at(origin: StepOrigin): ImageBuilder {
     if (!this.step) return this;
@@ -331,6 +402,7 @@ export class ImageBuilder {
     const list = typeof sources === 'string' ? [sources] : [...sources];
     if (list.length === 0) throw new UsageError(`${kind.toLowerCase()}() needs at least one source`);
     const chown = options.chown === undefined ? undefined : typeof options.chown === 'string' ? options.chown : `${options.chown.uid}:${options.chown.gid}`;
+    if (chown !== undefined) checkChown(chown);
     const chmodText = options.chmod === undefined ? undefined : typeof options.chmod === 'number' ? options.chmod.toString(8).padStart(3, '0') : options.chmod;
     const chmod = chmodText === undefined ? undefined : parseChmod(chmodText);
     const createdBy = copyHistory(kind, { sources: list, dest, chown, chmod: chmodText, from: options.fromName });
@@ -354,7 +426,8 @@ export class ImageBuilder {
   /** Write a file (batched). */
   file(path: string, content: Content | Buffer | string, options: EntryOptions = {}): ImageBuilder {
     const p = cleanPath(path, { what: 'file path', forbidWhiteoutNames: true });
-    return this.then(`file ${p}`, async (state) => {
+    checkAttributes(options);
+    return this.thenEdit(`file ${p}`, async (state) => {
       const attrs: AttributeOptions = { mode: options.mode ?? 0o644, uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
       return editStep(state, `file ${p}`, state.current.with(p, fileEntry(content, attrs), { parents: parentAttrs(state) }));
     });
@@ -363,7 +436,8 @@ export class ImageBuilder {
   /** Create a directory (or change its attributes; its contents stay) (batched). */
   directory(path: string, options: EntryOptions = {}): ImageBuilder {
     const p = cleanPath(path, { what: 'directory path', forbidWhiteoutNames: true });
-    return this.then(`directory ${p}`, async (state) => {
+    checkAttributes(options);
+    return this.thenEdit(`directory ${p}`, async (state) => {
       const attrs: AttributeOptions = { mode: options.mode ?? 0o755, uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
       return editStep(state, `directory ${p}`, state.current.with(p, directoryEntry(attrs), { parents: parentAttrs(state) }));
     });
@@ -372,7 +446,8 @@ export class ImageBuilder {
   /** Create a symlink (batched). */
   symlink(path: string, target: string, options: EntryOptions = {}): ImageBuilder {
     const p = cleanPath(path, { what: 'symlink path', forbidWhiteoutNames: true });
-    return this.then(`symlink ${p} -> ${target}`, async (state) => {
+    checkAttributes(options);
+    return this.thenEdit(`symlink ${p} -> ${target}`, async (state) => {
       const attrs: AttributeOptions = { uid: options.uid ?? 0, gid: options.gid ?? 0, mtime: options.mtime ?? state.epoch };
       return editStep(state, `symlink ${p} -> ${target}`, state.current.with(p, symlinkEntry(target, attrs), { parents: parentAttrs(state) }));
     });
@@ -385,7 +460,7 @@ export class ImageBuilder {
   remove(path: string, options: { force?: boolean } = {}): ImageBuilder {
     const p = cleanPath(path, { what: 'path to remove', forbidWhiteoutNames: true });
     if (p === '') throw new UsageError('remove() cannot remove the root');
-    return this.then(`remove ${p}`, async (state) => {
+    return this.thenEdit(`remove ${p}`, async (state) => {
       if (!state.current.get(p)) {
         if (options.force) return state;
         throw new NotFoundError(p, 'path to remove');
@@ -401,7 +476,7 @@ export class ImageBuilder {
 
   /** Write the `Metadata` file (batched). */
   metadata(metadata: CloudRootfsMetadata): ImageBuilder {
-    return this.then('metadata', async (state) => editStep(state, 'Metadata', withMetadata(state.current, metadata)));
+    return this.thenEdit('metadata', async (state) => editStep(state, 'Metadata', withMetadata(state.current, metadata)));
   }
 
   // --- config ---------------------------------------------------------------------------------
@@ -411,8 +486,7 @@ export class ImageBuilder {
   label(key: string | Readonly<Record<string, string>>, value?: string): ImageBuilder {
     const labels = stringRecord(key, value, 'label');
     if (Object.keys(labels).length === 0) return this;
-    const createdBy = keyValueHistory('LABEL', labels);
-    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withLabels(labels)));
+    return this.thenPatch({ labels, createdBy: keyValueHistory('LABEL', labels) });
   }
 
   /** Alias of `label` with a record. */
@@ -436,37 +510,31 @@ export class ImageBuilder {
     const options = (typeof valueOrOptions === 'object' ? valueOrOptions : maybeOptions) ?? {};
     for (const k of Object.keys(env)) if (!k || k.includes('=')) throw new UsageError(`invalid environment variable name ${JSON.stringify(k)}`);
     if (Object.keys(env).length === 0) return this;
-    const createdBy = keyValueHistory('ENV', env);
-    return this.then(createdBy, async (state) => {
-      let image = state.image;
-      for (const [k, v] of Object.entries(env)) image = image.withEnv(k, v);
-      const ext = options.extension === false ? state.ext : { ...state.ext, env: { ...state.ext.env, ...env } };
-      return metadataStep(state, createdBy, image, ext);
-    });
+    return this.thenPatch({ env, extensionEnv: options.extension !== false, createdBy: keyValueHistory('ENV', env) });
   }
 
   /** A manifest annotation (no history: annotations are not in the config). */
   annotation(key: string, value: string): ImageBuilder {
     if (!key) throw new UsageError('annotation() needs a key');
-    return this.then(`annotation ${key}`, async (state) => ({ ...state, image: state.image.withAnnotation(key, value) }));
+    return this.thenPure(`annotation ${key}`, async (state) => ({ ...state, image: state.image.withAnnotation(key, value) }));
   }
 
   /** MAINTAINER: the config's `author`. */
   maintainer(text: string): ImageBuilder {
     const createdBy = simpleHistory('MAINTAINER', text);
-    return this.then(createdBy, async (state) => metadataStep(state, createdBy, state.image.withConfig(() => ({ author: text }))));
+    return this.thenPure(createdBy, async (state) => metadataStep(state, createdBy, state.image.withConfig(() => ({ author: text }))));
   }
 
   /** The image's platform (default: the base's, or this machine's). */
   platform(platform: Platform | string): ImageBuilder {
     const p = toPlatform(platform)!;
-    return this.then(`platform ${formatPlatform(p)}`, async (state) => ({ ...state, platform: p }));
+    return this.thenPure(`platform ${formatPlatform(p)}`, async (state) => ({ ...state, platform: p }));
   }
 
   /** sealer image type: `kube-installer` (installs a cluster) or `app-installer` (apps on a cluster). */
   type(type: ImageType): ImageBuilder {
     if (type !== KUBE_INSTALLER && type !== APP_INSTALLER) throw new UsageError(`invalid image type ${JSON.stringify(type)}: ${KUBE_INSTALLER} or ${APP_INSTALLER}`);
-    return this.then(`type ${type}`, async (state) => ({ ...state, ext: { ...state.ext, type } }));
+    return this.thenPure(`type ${type}`, async (state) => ({ ...state, ext: { ...state.ext, type } }));
   }
 
   // --- sealer applications --------------------------------------------------------------------
@@ -515,7 +583,7 @@ export class ImageBuilder {
   /** APPCMDS: how the app launches (commands run in its directory), replacing sealer's default. */
   appCmds(name: string, commands: readonly string[]): ImageBuilder {
     const createdBy = appCmdsHistory(name, commands);
-    return this.then(createdBy, async (state) => {
+    return this.thenPure(createdBy, async (state) => {
       const ext = updateApp(state.ext, name, 'APPCMDS', (a) => ({ ...a, cmds: [...commands] }));
       return metadataStep(state, createdBy, state.image, ext);
     });
@@ -524,7 +592,7 @@ export class ImageBuilder {
   /** APPENV: environment for one app (merged over what it had). */
   appEnv(name: string, env: Readonly<Record<string, string>>): ImageBuilder {
     const createdBy = appEnvHistory(name, env);
-    return this.then(createdBy, async (state) => {
+    return this.thenPure(createdBy, async (state) => {
       const ext = updateApp(state.ext, name, 'APPENV', (a) => ({ ...a, env: { ...(a.env ?? {}), ...env } }));
       return metadataStep(state, createdBy, state.image, ext);
     });
@@ -534,13 +602,13 @@ export class ImageBuilder {
   kubeVersion(range: string): ImageBuilder {
     if (!range.trim()) throw new UsageError('kubeVersion() needs a version range');
     const createdBy = simpleHistory('KUBEVERSION', range);
-    return this.then(createdBy, async (state) => metadataStep(state, createdBy, withSupportedKubeVersion(state.image, range)));
+    return this.thenPure(createdBy, async (state) => metadataStep(state, createdBy, withSupportedKubeVersion(state.image, range)));
   }
 
   /** LAUNCH: the apps sealer starts, in order (each must exist: defined here or in the base). */
   launch(apps: readonly string[]): ImageBuilder {
     const createdBy = listHistory('LAUNCH', apps);
-    return this.then(createdBy, async (state) => {
+    return this.thenPure(createdBy, async (state) => {
       if (state.ext.usedCmd) throw new UsageError('LAUNCH cannot be combined with CMD; move those commands into CMDS or APPCMDS');
       for (const a of apps) findApp(state.ext, a, 'LAUNCH');
       return metadataStep(state, createdBy, state.image, { ...state.ext, appNames: [...apps] });
@@ -550,7 +618,7 @@ export class ImageBuilder {
   /** CMDS: commands sealer runs at launch. */
   cmds(commands: readonly string[]): ImageBuilder {
     const createdBy = listHistory('CMDS', commands);
-    return this.then(createdBy, async (state) =>
+    return this.thenPure(createdBy, async (state) =>
       metadataStep(state, createdBy, state.image, { ...state.ext, launchCmds: [...state.ext.launchCmds, ...commands] }),
     );
   }
@@ -558,7 +626,7 @@ export class ImageBuilder {
   /** CMD (deprecated in sealer v0.9+): one more launch command; excludes LAUNCH. */
   cmd(text: string): ImageBuilder {
     const createdBy = cmdHistory(text);
-    return this.then(createdBy, async (state) => {
+    return this.thenPure(createdBy, async (state) => {
       if (state.ext.appNames !== undefined) throw new UsageError('CMD cannot be combined with LAUNCH; use CMDS');
       return metadataStep(state, createdBy, state.image, { ...state.ext, launchCmds: [...state.ext.launchCmds, text], usedCmd: true });
     });
@@ -631,17 +699,64 @@ export class ImageBuilder {
 
   /** @internal */
   state(): Promise<State> {
-    this.statePromise ??= this.compute();
-    return this.statePromise;
+    if (this.statePromise) return this.statePromise;
+    // Each builder's state is its parent's plus one step. A chain may be tens of thousands of
+    // steps long: it is walked with a loop (never a call per step, which would exhaust the
+    // stack) up to the nearest builder whose state is known, then each step waits for the one
+    // before it. Pure steps' states are not kept (see Step.pure), so memory holds one at a time.
+    const chain: ImageBuilder[] = [];
+    let known: ImageBuilder = this;
+    while (!known.statePromise && known.parent && known.step) {
+      chain.push(known);
+      known = known.parent;
+    }
+    known.statePromise ??= known.initialState();
+    let previous = known.statePromise;
+    const fusable = (b: ImageBuilder) => !!b.step!.patch || !!b.step!.edit;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      // A run of LABEL/ENV steps and file edits whose states nobody asked for is applied in one
+      // pass: the edits in order, then every config change at once.
+      let j = i;
+      while (fusable(chain[i]) && j > 0 && fusable(chain[j - 1])) j--;
+      const next = j < i ? chain[j].runFused(previous, chain.slice(j, i + 1).reverse()) : chain[i].runStep(previous);
+      i = j;
+      const b = chain[i];
+      if (!b.step!.pure || i === 0) b.statePromise = next;
+      previous = next;
+    }
+    return this.statePromise!;
   }
 
-  private async compute(): Promise<State> {
-    if (!this.parent || !this.step) return this.initialState();
-    const before = await this.parent.state();
-    const step = this.step;
-    this.options.onProgress?.({ phase: 'step', index: this.depth, instruction: step.describe, platform: formatPlatform(before.platform) });
+  /**
+   * The steps of `run` (oldest first, patches and edits, ending with this builder) applied
+   * together: the same state as one by one, as edits touch only the tree and patches only the
+   * config, but the config is copied once for the run instead of once per step.
+   */
+  private async runFused(before: Promise<State>, run: readonly ImageBuilder[]): Promise<State> {
+    let state = await before;
+    const patches: ConfigPatch[] = [];
+    for (const b of run) {
+      const step = b.step!;
+      this.options.onProgress?.({ phase: 'step', index: b.depth, instruction: step.describe, platform: formatPlatform(state.platform) });
+      if (step.patch) {
+        patches.push(step.patch);
+        continue;
+      }
+      try {
+        state = await step.run(state);
+      } catch (err) {
+        throw wrapStepError(err, step);
+      }
+    }
+    return patches.length > 0 ? applyPatches(state, patches) : state;
+  }
+
+  private async runStep(before: Promise<State>): Promise<State> {
+    const state = await before;
+    const step = this.step!;
+    this.options.onProgress?.({ phase: 'step', index: this.depth, instruction: step.describe, platform: formatPlatform(state.platform) });
     try {
-      return await step.run(before);
+      return await step.run(state);
     } catch (err) {
       throw wrapStepError(err, step);
     }
@@ -655,7 +770,7 @@ export class ImageBuilder {
     if (this.base === 'scratch') {
       const platform = wanted ?? hostPlatform();
       const ext = initialExtensionState(type);
-      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: [], ext, cache: cache && scratchLink(cache) };
+      return { platform, epoch, image: Image.empty(platform), committed: Rootfs.empty(), current: Rootfs.empty(), pending: undefined, ext, cache: cache && scratchLink(cache) };
     }
     let image: Image;
     let rootfs: Rootfs;
@@ -679,7 +794,7 @@ export class ImageBuilder {
       image: start,
       committed: rootfs,
       current: rootfs,
-      pending: [],
+      pending: undefined,
       ext: initialExtensionState(type, getImageExtension(image)),
       cache: cache && baseLink(cache, image, epoch),
     };
@@ -693,16 +808,7 @@ export class ImageBuilder {
 
   private async resolveBase(base: Exclude<BaseSpec, 'scratch'>, wanted: Platform | undefined): Promise<Image> {
     if (base instanceof ImageBuilder) base = await base.build();
-    const select = (target: Image | ImageIndex, what: string): Image => {
-      if (target instanceof ImageIndex) return target.select(wanted ?? hostPlatform());
-      if (wanted && !platformMatches(wanted, target.platform)) {
-        throw new CloudRootfsError('PLATFORM_NOT_FOUND', `${what} is ${formatPlatform(target.platform)}, not ${formatPlatform(wanted)}`, {
-          platform: wanted,
-          available: [target.platform],
-        });
-      }
-      return target;
-    };
+    const select = (target: Image | ImageIndex, what: string): Image => selectImage(target, wanted, what);
     if (typeof base !== 'string') return select(base, 'the base image');
     const ref = parseImageRef(base);
     const platform = wanted ?? hostPlatform();

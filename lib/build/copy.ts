@@ -21,7 +21,7 @@
  * directories are created 0755 (owned like the copied files).
  */
 import { Minimatch } from 'minimatch';
-import { AttributeOptions, DirectoryEntry, Entry, directoryEntry, isLinked, markLinked, withAttributes } from '../entry';
+import { AttributeOptions, DirectoryEntry, Entry, MAX_OWNER_ID, directoryEntry, isLinked, markLinked, withAttributes } from '../entry';
 import { CloudRootfsError, InvalidPathError, NotFoundError, UsageError } from '../errors';
 import { resolveInRoot } from '../layer/apply';
 import { baseName, cleanPath, joinPath, parentPath } from '../path';
@@ -126,15 +126,35 @@ export function parseChmod(text: string): number {
   return mode;
 }
 
-/** A numeric id, `root`, or a name looked up in passwd/group text (`name:x:id:…`). */
-function lookupId(text: string, database: string | undefined): number | undefined {
-  if (/^\d+$/.test(text)) return Number(text);
-  if (text === 'root') return 0;
-  for (const line of (database ?? '').split('\n')) {
-    const f = line.split(':');
-    if (f[0] === text && f.length >= 3 && /^\d+$/.test(f[2])) return Number(f[2]);
+/** A numeric id, `root`, or a name looked up in passwd/group text (`name:x:id:…`); ids above uid_t are refused. */
+function lookupId(text: string, database: string | undefined, what: 'user' | 'group'): number | undefined {
+  let id: number | undefined;
+  if (/^\d+$/.test(text)) id = Number(text);
+  else if (text === 'root') id = 0;
+  else {
+    for (const line of (database ?? '').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === text && f.length >= 3 && /^\d+$/.test(f[2])) {
+        id = Number(f[2]);
+        break;
+      }
+    }
   }
-  return undefined;
+  if (id !== undefined && !(id <= MAX_OWNER_ID)) {
+    throw new UsageError(`--chown: ${what} ${JSON.stringify(text)} is id ${id}, above ${MAX_OWNER_ID} (owner ids are 32 bits)`);
+  }
+  return id;
+}
+
+/**
+ * Check `--chown=user[:group]` before anything runs: its shape, and numeric ids within 0..2^32-1
+ * (names are looked up later, in the image).
+ */
+export function checkChown(text: string): void {
+  const [user, group, extra] = text.split(':');
+  if (!user || extra !== undefined || group === '') throw new UsageError(`invalid --chown ${JSON.stringify(text)}: expected USER[:GROUP]`);
+  lookupId(user, undefined, 'user');
+  if (group !== undefined) lookupId(group, undefined, 'group');
 }
 
 /**
@@ -142,11 +162,11 @@ function lookupId(text: string, database: string | undefined): number | undefine
  * `etc/passwd` and `etc/group` (a CloudRootfs usually has neither, so use numbers).
  */
 export async function parseChown(text: string, rootfs?: Rootfs): Promise<Owner> {
-  const [user, group, extra] = text.split(':');
-  if (!user || extra !== undefined || group === '') throw new UsageError(`invalid --chown ${JSON.stringify(text)}: expected USER[:GROUP]`);
+  checkChown(text);
+  const [user, group] = text.split(':');
   const read = async (p: string) => (rootfs?.get(p)?.type === 'file' ? rootfs.readText(p) : undefined);
   const passwd = /^\d+$/.test(user) || user === 'root' ? undefined : await read('etc/passwd');
-  const uid = lookupId(user, passwd);
+  const uid = lookupId(user, passwd, 'user');
   if (uid === undefined) throw new UsageError(`--chown: unknown user ${JSON.stringify(user)} (no etc/passwd entry in the image; use a numeric uid)`);
   let gid: number | undefined;
   if (group === undefined) {
@@ -155,11 +175,11 @@ export async function parseChown(text: string, rootfs?: Rootfs): Promise<Owner> 
     else {
       const line = passwd?.split('\n').find((l) => l.split(':')[0] === user);
       const g = line?.split(':')[3];
-      gid = g && /^\d+$/.test(g) ? Number(g) : uid;
+      gid = g && /^\d+$/.test(g) ? (lookupId(g, undefined, 'group') as number) : uid;
     }
   } else {
     const groupDb = /^\d+$/.test(group) || group === 'root' ? undefined : await read('etc/group');
-    gid = lookupId(group, groupDb);
+    gid = lookupId(group, groupDb, 'group');
     if (gid === undefined) throw new UsageError(`--chown: unknown group ${JSON.stringify(group)} (no etc/group entry in the image; use a numeric gid)`);
   }
   return { uid, gid };
@@ -179,22 +199,43 @@ function entryTransform(options: RootfsCopyOptions): (e: Entry) => Entry {
 
 /**
  * A copy of the subtree at `node`, every entry transformed. Entries that were one inode in the
- * source stay one inode in the copy (`inodes` spans one COPY step).
+ * source stay one inode in the copy (`inodes` spans one COPY step). Iterative: a tree from a base
+ * image may be as deep as a path allows.
  */
-function cloneTree(node: FsNode, transform: (e: Entry) => Entry, inodes: Map<Entry, Entry>): FsNode {
-  const source = node.entry!;
-  let entry = inodes.get(source);
-  if (!entry) {
-    entry = transform(source);
-    if (source.type === 'file') {
-      inodes.set(source, entry);
-      if (isLinked(source)) markLinked(entry);
+function cloneTree(top: FsNode, transform: (e: Entry) => Entry, inodes: Map<Entry, Entry>): FsNode {
+  const cloneEntry = (source: Entry): Entry => {
+    let entry = inodes.get(source);
+    if (!entry) {
+      entry = transform(source);
+      if (source.type === 'file') {
+        inodes.set(source, entry);
+        if (isLinked(source)) markLinked(entry);
+      }
     }
+    return entry;
+  };
+  interface Frame {
+    entry: Entry;
+    sources: [string, FsNode][];
+    copies: [string, FsNode][];
   }
-  if (source.type !== 'directory') return { entry };
-  const children: [string, FsNode][] = [];
-  for (const [name, child] of node.children!.entries()) children.push([name, cloneTree(child, transform, inodes)]);
-  return { entry, children: PMap.fromSorted(children) };
+  const open = (node: FsNode): Frame => ({ entry: cloneEntry(node.entry!), sources: [...node.children!.entries()], copies: [] });
+  if (top.entry!.type !== 'directory') return { entry: cloneEntry(top.entry!) };
+  const stack: Frame[] = [open(top)];
+  for (;;) {
+    const frame = stack[stack.length - 1];
+    if (frame.copies.length < frame.sources.length) {
+      const [name, child] = frame.sources[frame.copies.length];
+      if (child.entry!.type === 'directory') stack.push(open(child));
+      else frame.copies.push([name, { entry: cloneEntry(child.entry!) }]);
+      continue;
+    }
+    stack.pop();
+    const copy: FsNode = { entry: frame.entry, children: PMap.fromSorted(frame.copies) };
+    const parent = stack[stack.length - 1];
+    if (!parent) return copy;
+    parent.copies.push([parent.sources[parent.copies.length][0], copy]);
+  }
 }
 
 /** Where a destination path really is in `rootfs`: parents (and a final symlink to a directory) resolved inside the root. */

@@ -108,7 +108,20 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
   }
 }
 
+/**
+ * The exit status when the reader of our output went away (`cloudrootfs ls REF | head -1`): what
+ * a shell reports for a Unix tool killed by SIGPIPE (128 + 13). Nothing is printed.
+ */
+export const EXIT_BROKEN_PIPE = 141;
+
 if (require.main === module) {
+  // A closed pipe is not a failure to report: stop quietly, as Unix tools do on SIGPIPE.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+      process.exitCode = 1;
+    });
+  }
   runCli(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -1,20 +1,52 @@
 /**
- * sha256 digests in OCI form (`sha256:<hex>`), computed while bytes stream past, so a blob is
- * never re-read to hash it. Feed 1 MiB chunks: per-chunk overhead dominates below 64 KiB
+ * Digests in OCI form (`sha256:<hex>`, `sha512:<hex>`), computed while bytes stream past, so a
+ * blob is never re-read to hash it. Feed 1 MiB chunks: per-chunk overhead dominates below 64 KiB
  * (docs/reference/io-baseline.md#hashing).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { UsageError } from '../errors';
+import { UnsupportedError, UsageError } from '../errors';
 import type { Sink } from './types';
 
 export type Sha256Digest = `sha256:${string}`;
 
-/** Incremental sha256 plus byte count: the (digest, size) pair of an OCI descriptor. */
+/**
+ * The algorithms content is verified with: those the OCI image spec registers (descriptor.md,
+ * "Registered algorithms") that node:crypto computes. We write sha256; we read both.
+ */
+export type DigestAlgorithm = 'sha256' | 'sha512';
+export type Digest = `${DigestAlgorithm}:${string}`;
+
+const ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512'];
+
+/**
+ * The algorithm of `digest`, for verifying the bytes it names; any other (sha384, blake3, an
+ * unknown one) is UnsupportedError with one wording wherever it is met — never a digest mismatch.
+ */
+export function digestAlgorithm(digest: string): DigestAlgorithm {
+  const algorithm = digest.slice(0, Math.max(0, digest.indexOf(':')));
+  if ((ALGORITHMS as readonly string[]).includes(algorithm)) return algorithm as DigestAlgorithm;
+  throw new UnsupportedError(
+    `cannot verify ${digest.length > 160 ? `${digest.slice(0, 160)}…` : digest}: the digest algorithm ${JSON.stringify(algorithm)} is not supported (content must be addressed by ${ALGORITHMS.join(' or ')})`,
+    'digest-algorithm',
+    { algorithm, digest },
+  );
+}
+
+/** Incremental hash plus byte count: the (digest, size) pair of an OCI descriptor (sha256 by default). */
 export class DigestCounter {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash;
   private bytes = 0;
-  private result: Sha256Digest | undefined;
+  private result: Digest | undefined;
+
+  constructor(readonly algorithm: DigestAlgorithm = 'sha256') {
+    this.hash = createHash(algorithm);
+  }
+
+  /** A counter that computes digests of the same algorithm as `expected` (UnsupportedError for others). */
+  static like(expected: string): DigestCounter {
+    return new DigestCounter(digestAlgorithm(expected));
+  }
 
   update(data: Uint8Array): this {
     if (this.result) throw new UsageError('DigestCounter.update() called after digest()');
@@ -29,14 +61,14 @@ export class DigestCounter {
   }
 
   /** Finishes the hash; later calls return the same value, later updates throw. */
-  digest(): Sha256Digest {
-    this.result ??= `sha256:${this.hash.digest('hex')}`;
+  digest(): Digest {
+    this.result ??= `${this.algorithm}:${this.hash.digest('hex')}`;
     return this.result;
   }
 
   /** The hex part of the digest. */
   get hex(): string {
-    return this.digest().slice('sha256:'.length);
+    return this.digest().slice(this.algorithm.length + 1);
   }
 }
 
@@ -67,5 +99,5 @@ export function digestOfBuffer(data: Uint8Array): Sha256Digest {
 export async function digestOfStream(source: Readable): Promise<{ digest: Sha256Digest; size: number }> {
   const counter = new DigestCounter();
   for await (const chunk of source) counter.update(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return { digest: counter.digest(), size: counter.size };
+  return { digest: counter.digest() as Sha256Digest, size: counter.size };
 }

@@ -8,8 +8,8 @@ export {
   type GzipEncoderOptions,
   type ZstdEncoderOptions,
 } from './stream-encoders';
-export { createEncoder, type EncoderOptions } from './encoder';
+export { checkEncoding, createEncoder, type EncoderOptions } from './encoder';
 export { detectCompression, isCompressed, SNIFF_BYTES, type DetectedCompression } from './sniff';
 export { createDecoder, decompressStream, type DecompressOptions } from './decode';
-export { DigestCounter, digestOfBuffer, digestOfStream, hashingTransform, teeSink, type Sha256Digest } from './digest';
+export { DigestCounter, digestAlgorithm, digestOfBuffer, digestOfStream, hashingTransform, teeSink, type Digest, type DigestAlgorithm, type Sha256Digest } from './digest';
 export { zstdAvailable } from './zstd';

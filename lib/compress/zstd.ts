@@ -18,6 +18,11 @@ export function zstdAvailable(): boolean {
   return typeof zstdZlib.createZstdCompress === 'function' && typeof zstdZlib.createZstdDecompress === 'function';
 }
 
+/** Throws UnsupportedError (the same words as the encoder) when this Node has no zstd. */
+export function requireZstd(what = 'zstd compression'): void {
+  if (!zstdAvailable() || zstdZlib.constants.ZSTD_c_compressionLevel === undefined) throw unsupported(what);
+}
+
 function unsupported(what: string): UnsupportedError {
   return new UnsupportedError(
     `${what} needs Node.js >= 22.15 (zlib.createZstdCompress); this is Node ${process.version}. ` +

@@ -498,7 +498,7 @@ export async function writeTarArchive(path: string, entries: readonly ArchiveEnt
           sink.on('error', () => undefined);
           if (entry.type !== 'file' || size === 0) {
             sink.end(Buffer.isBuffer(entry.data) ? entry.data : undefined);
-            if (entry.digest && size === 0) checkDigest(entry, new DigestCounter());
+            if (entry.digest && size === 0) checkDigest(entry, DigestCounter.like(entry.digest));
             return;
           }
           void pumpEntry(entry, sink, (n) => {
@@ -535,7 +535,7 @@ function checkDigest(entry: ArchiveEntry, counter: DigestCounter): void {
 
 async function pumpEntry(entry: ArchiveEntry, sink: ReturnType<tarStream.Pack['entry']>, onBytes: (n: number) => void): Promise<void> {
   const expected = sizeOf(entry.data);
-  const counter = new DigestCounter();
+  const counter = entry.digest ? DigestCounter.like(entry.digest) : new DigestCounter();
   const source: Readable = Buffer.isBuffer(entry.data) ? Readable.from([entry.data]) : entry.data!.open();
   try {
     for await (const chunk of source) {

@@ -21,7 +21,7 @@ import { Layer } from '../layer/layer';
 import { MEDIA_TYPES } from '../media-types';
 import { compareBytes } from '../path';
 import { EncodeLayerOptions, EncodedLayer } from '../tar/write';
-import { removeAll, tempSibling } from '../util/atomic';
+import { checkFileDestination, removeAll, tempSibling } from '../util/atomic';
 import { ArchiveEntry, ArchiveProgress, writeTarArchive } from './archive-io';
 import { blobMemberName } from './archive';
 import { BlobSource } from './blob-source';
@@ -115,6 +115,7 @@ export interface WriteLayoutArchiveOptions extends WriteImageOptions {
  */
 export async function writeLayoutArchive(images: readonly LayoutArchiveImage[], path: string, options: WriteLayoutArchiveOptions): Promise<Descriptor[]> {
   const { fs } = options;
+  await checkFileDestination(fs, path);
   const collector = new BlobCollector(fs, tempSibling(path, 'stage-'));
   try {
     const written: Descriptor[] = [];

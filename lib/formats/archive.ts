@@ -14,6 +14,7 @@ import { Content, readContentHead } from '../content';
 import { DigestCounter, detectCompression } from '../compress';
 import { BlobNotFoundError, CloudRootfsError, ImageNotFoundError, InvalidImageError, LimitExceededError, UnsupportedError } from '../errors';
 import { Image, ImageIndex } from '../image/image';
+import { checkDigest } from '../image/digest';
 import { canonicalJsonBytes } from '../image/json';
 import { parseOciDocument } from '../image/schema';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest } from '../image/types';
@@ -21,7 +22,7 @@ import { MEDIA_TYPES } from '../media-types';
 import { formatReference, parseDockerReference, withDefaultTag } from '../reference/docker';
 import { ArchiveLimits, TarArchive } from './archive-io';
 import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INDEX_ENTRIES, DocumentGraph, ImageReadLimits, checkLayerCount, imageFromDocuments } from './blob-source';
-import { CONTAINERD_NAME, REF_NAME } from './layout';
+import { CONTAINERD_NAME, REF_NAME, onlyOne } from './layout';
 import type { FileSystem } from '../fs';
 
 export type ArchiveFormat = 'oci' | 'docker-hybrid' | 'docker';
@@ -89,13 +90,13 @@ class ArchiveBlobs implements BlobSource {
   }
 }
 
-/** `blobs/<alg>/<hex>`, refusing digests that are not plain hex (no path games). */
+/**
+ * `blobs/<alg>/<hex>`, refusing digests that are not plain hex (no path games) and algorithms we
+ * cannot verify (the same check, and words, as a layout's: checkDigest).
+ */
 export function blobMemberName(digest: string): string {
-  const m = /^(sha256|sha512):([a-f0-9]+)$/.exec(digest);
-  if (!m || (m[1] === 'sha256' && m[2].length !== 64) || (m[1] === 'sha512' && m[2].length !== 128)) {
-    throw new InvalidImageError(`invalid digest ${JSON.stringify(digest)}`, { digest });
-  }
-  return `blobs/${m[1]}/${m[2]}`;
+  const [algorithm, hex] = checkDigest(digest);
+  return `blobs/${algorithm}/${hex}`;
 }
 
 interface DockerManifestEntry {
@@ -293,11 +294,13 @@ function findImage(images: readonly ArchiveImage[], ref: string | undefined, whe
     const refs = images.map((i) => i.names[0] ?? i.refName ?? i.descriptor.digest);
     throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${where} holds ${images.length} images; name one of: ${refs.join(', ')}`, { refs });
   }
+  // Several entries under one name: one image if they are the same document, else ambiguous.
+  const one = (found: ArchiveImage[]) => found.find((i) => i.descriptor === onlyOne(found.map((f) => f.descriptor), ref, where))!;
   const exact = images.filter((i) => i.refName === ref);
-  if (exact.length > 0) return exact[exact.length - 1];
+  if (exact.length > 0) return one(exact);
   const normalized = normalizeNameOrUndefined(ref);
   const byName = normalized ? images.filter((i) => i.names.includes(normalized)) : [];
-  if (byName.length > 0) return byName[byName.length - 1];
+  if (byName.length > 0) return one(byName);
   const byDigest = images.filter((i) => i.descriptor.digest === ref);
   if (byDigest.length > 0) return byDigest[0];
   throw new ImageNotFoundError(ref, where);

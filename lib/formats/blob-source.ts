@@ -75,7 +75,7 @@ export async function readVerifiedBlob(source: BlobSource, d: Pick<Descriptor, '
   if (d.size > max) throw new LimitExceededError('maxDocumentBytes', max, `blob ${d.digest} (${d.size} bytes) in ${source.where}`);
   const bytes = await readContent(source.blob(d), max + 1);
   if (bytes.length !== d.size) throw new SizeMismatchError(d.size, bytes.length, `blob ${d.digest}`);
-  const actual = new DigestCounter().update(bytes).digest();
+  const actual = DigestCounter.like(d.digest).update(bytes).digest();
   if (actual !== d.digest) throw new DigestMismatchError(d.digest, actual, `blob in ${source.where}`);
   return bytes;
 }

@@ -11,12 +11,10 @@
  * We read the hybrid (through its OCI side) and classic archives (`manifest.json` + layer files,
  * plain or compressed, through symlinks inside the archive). See `archive.ts`.
  */
-import { hostPlatform, platformMatches, formatPlatform } from '../image/platform';
 import { Image, ImageIndex, selectImage } from '../image/image';
 import type { Descriptor, Platform } from '../image/types';
-import { CloudRootfsError } from '../errors';
 import { familiarName, parseDockerReference, withDefaultTag } from '../reference/docker';
-import { openImageArchive } from './archive';
+import { blobMemberName, openImageArchive } from './archive';
 import { BlobCollector, writeLayoutArchive } from './archive-writer';
 import { loadFromBlobSource } from './blob-source';
 import { ArchiveWriteOptions, ReadArchiveOptions, archiveAnnotations } from './oci-archive';
@@ -42,19 +40,9 @@ export async function writeDockerArchive(
   return d;
 }
 
+/** The one image of `target` a docker archive's `manifest.json` describes (docker's model: one platform per image). */
 function pickPlatform(target: Image | ImageIndex, platform: Platform | undefined): Image {
-  if (target instanceof Image) return target;
-  const want = platform ?? hostPlatform();
-  const found = target.images().find((i) => platformMatches(want, i.platform));
-  if (!found) {
-    throw new CloudRootfsError(
-      'PLATFORM_NOT_FOUND',
-      `a docker archive holds one platform per image and this index has none for ${formatPlatform(want)} ` +
-        `(have: ${target.platforms.map(formatPlatform).join(', ')}); pass a platform, or save as oci-archive`,
-      { platform: want, available: target.platforms },
-    );
-  }
-  return found.image;
+  return selectImage(target, platform, 'the image to save (a docker archive holds one platform per image: pass a platform, or save as oci-archive)');
 }
 
 /** Write several images into one docker-archive. */
@@ -84,9 +72,9 @@ export async function writeDockerArchiveImages(images: readonly DockerArchiveIma
             if (layers.length > 0) (repositories[repo] ??= {})[ref.tag] = layers[layers.length - 1].replace(/^sha256:/, '');
           }
           manifest.push({
-            Config: `blobs/sha256/${stored.stored!.configDescriptor.digest.replace(/^sha256:/, '')}`,
+            Config: blobMemberName(stored.stored!.configDescriptor.digest),
             RepoTags: repoTags,
-            Layers: layers.map((d) => `blobs/sha256/${d.replace(/^sha256:/, '')}`),
+            Layers: layers.map((d) => blobMemberName(d)),
           });
         }
         return {
@@ -105,5 +93,5 @@ export async function readDockerArchive(file: string, options: ReadArchiveOption
 }
 
 export async function readDockerArchiveImage(file: string, options: ReadArchiveOptions & { platform?: Platform }): Promise<Image> {
-  return selectImage(await readDockerArchive(file, options), options.platform);
+  return selectImage(await readDockerArchive(file, options), options.platform, file);
 }

@@ -61,6 +61,22 @@ async function regularFile(fs: FileSystem, path: string, missing: () => Error, w
   return st;
 }
 
+/**
+ * A blob of the layout at `path`: no component below the layout directory (`blobs`,
+ * `blobs/<alg>`, the blob) may be a symlink — one would make us read whatever it names outside
+ * the layout — and the blob must be a regular file. Missing → `missing()`.
+ */
+async function layoutBlobFile(fs: FileSystem, dir: string, path: string, missing: () => Error): Promise<FsStats> {
+  const parts = posix.relative(dir, path).split('/');
+  for (let i = 1; i <= parts.length; i++) {
+    const at = posix.join(dir, ...parts.slice(0, i));
+    const st = await lstatOrUndefined(fs, at);
+    if (!st) throw missing();
+    if (st.isSymbolicLink()) throw new InvalidImageError(`${at} is a symlink; the blobs of an OCI layout must be regular files inside it`, { path: at });
+  }
+  return regularFile(fs, path, missing, 'blob');
+}
+
 /** Read at most `max` bytes of a file; `onLonger` is thrown as soon as the file proves longer. */
 async function readBounded(fs: FileSystem, path: string, max: number, onLonger: (seen: number) => Error): Promise<Buffer> {
   const fh = await fs.promises.open(path, 'r');
@@ -132,7 +148,7 @@ export class OciLayout implements BlobTarget, BlobSource {
   blob(descriptor: Pick<Descriptor, 'digest' | 'size'>): Content {
     const path = this.blobPath(descriptor.digest);
     const content = fileContent(this.fs, path, descriptor.size, descriptor.digest);
-    const check = () => regularFile(this.fs, path, () => new BlobNotFoundError(descriptor.digest, this.dir), 'blob');
+    const check = () => layoutBlobFile(this.fs, this.dir, path, () => new BlobNotFoundError(descriptor.digest, this.dir));
     return {
       ...content,
       open: () =>
@@ -150,11 +166,11 @@ export class OciLayout implements BlobTarget, BlobSource {
   async readBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, maxBytes = this.limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT): Promise<Buffer> {
     if (descriptor.size > maxBytes) throw new LimitExceededError('maxDocumentBytes', maxBytes, `blob ${descriptor.digest} (${descriptor.size} bytes)`);
     const path = this.blobPath(descriptor.digest);
-    const st = await regularFile(this.fs, path, () => new BlobNotFoundError(descriptor.digest, this.dir), 'blob');
+    const st = await layoutBlobFile(this.fs, this.dir, path, () => new BlobNotFoundError(descriptor.digest, this.dir));
     if (st.size !== descriptor.size) throw new SizeMismatchError(descriptor.size, st.size, `blob ${descriptor.digest}`);
     const bytes = await readBounded(this.fs, path, descriptor.size, (seen) => new SizeMismatchError(descriptor.size, seen, `blob ${descriptor.digest}`));
     if (bytes.length !== descriptor.size) throw new SizeMismatchError(descriptor.size, bytes.length, `blob ${descriptor.digest}`);
-    const actual = new DigestCounter().update(bytes).digest();
+    const actual = DigestCounter.like(descriptor.digest).update(bytes).digest();
     if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, 'blob');
     return bytes;
   }
@@ -165,7 +181,7 @@ export class OciLayout implements BlobTarget, BlobSource {
   }
 
   async putBytes(bytes: Buffer, descriptor: Descriptor): Promise<void> {
-    const actual = new DigestCounter().update(bytes).digest();
+    const actual = DigestCounter.like(descriptor.digest).update(bytes).digest();
     if (actual !== descriptor.digest) throw new DigestMismatchError(descriptor.digest, actual, 'blob');
     if (await this.has(descriptor)) return;
     await ensureDir(this.fs, posix.dirname(this.blobPath(descriptor.digest)));
@@ -402,7 +418,7 @@ export function resolveInIndex(manifests: readonly Descriptor[], ref: string | u
     const byRef = manifests.filter((m) => m.annotations?.[REF_NAME] === ref);
     const found = byRef.length > 0 ? byRef : manifests.filter((m) => m.annotations?.[CONTAINERD_NAME] === ref);
     if (found.length === 0) throw new ImageNotFoundError(ref, where);
-    return found[found.length - 1];
+    return onlyOne(found, ref, where);
   }
   if (manifests.length === 1) return manifests[0];
   if (manifests.length === 0) throw new ImageNotFoundError('(any)', `${where} (the layout holds no image)`);
@@ -410,6 +426,19 @@ export function resolveInIndex(manifests: readonly Descriptor[], ref: string | u
   throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${where} holds ${manifests.length} images; name one of: ${refs.join(', ')}`, {
     refs,
   });
+}
+
+/**
+ * The one image several index entries with the same name denote: entries for the same document
+ * are one image; different ones are AMBIGUOUS_IMAGE (tools disagree on which wins — skopeo takes
+ * the first, others the last — so neither is read).
+ */
+export function onlyOne(found: readonly Descriptor[], name: string, where: string): Descriptor {
+  const digests = [...new Set(found.map((m) => m.digest))];
+  if (digests.length > 1) {
+    throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${where} names ${digests.length} different images ${name}: ${digests.join(', ')}`, { name, digests });
+  }
+  return found[found.length - 1];
 }
 
 // --- the public face ------------------------------------------------------------------------------
@@ -428,7 +457,7 @@ export async function readOciLayout(dir: string, options: ReadLayoutOptions): Pr
 
 /** Read one platform's image from an OCI layout directory (default: the host's platform). */
 export async function readOciImage(dir: string, options: ReadLayoutOptions & { platform?: Platform }): Promise<Image> {
-  return selectImage(await readOciLayout(dir, options), options.platform);
+  return selectImage(await readOciLayout(dir, options), options.platform, dir);
 }
 
 export interface WriteLayoutOptions extends WriteImageOptions {

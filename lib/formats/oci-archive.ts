@@ -84,5 +84,5 @@ export async function readOciArchive(file: string, options: ReadArchiveOptions):
 
 /** One platform's image from an oci-archive (default: the host's). */
 export async function readOciArchiveImage(file: string, options: ReadArchiveOptions & { platform?: Platform }): Promise<Image> {
-  return selectImage(await readOciArchive(file, options), options.platform);
+  return selectImage(await readOciArchive(file, options), options.platform, file);
 }

@@ -137,7 +137,7 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
  * than the parse error: hash the stored bytes (this second read happens only on failure).
  */
 async function storedBytesMismatch(blob: Content, expected: { digest: string; size: number }): Promise<CloudRootfsError | undefined> {
-  const counter = new DigestCounter();
+  const counter = DigestCounter.like(expected.digest);
   try {
     for await (const chunk of blob.open()) {
       counter.update(chunk as Buffer);

@@ -9,9 +9,8 @@ import { LayerStack } from '../layer/stack';
 import { Rootfs } from '../rootfs/rootfs';
 import { UsageError } from '../errors';
 import { ImageLayer, toImageLayer } from './layer';
-import { hostPlatform, normalizePlatform, platformMatches, formatPlatform } from './platform';
+import { hostPlatform, normalizePlatform, platformMatches, platformNotFound } from './platform';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfigDocument, Platform } from './types';
-import { CloudRootfsError } from '../errors';
 
 export interface StoredImage {
   manifest: Buffer;
@@ -113,8 +112,13 @@ export class Image {
     return this.with({ config: { ...current, ...update(current) } });
   }
 
+  /**
+   * `update` gets a shallow copy of the container config and returns the new one, replacing (not
+   * mutating) what it changes: no deep copy of the whole config per change, so a build of
+   * thousands of LABEL/ENV steps stays linear in what each step changes.
+   */
   private withContainerConfig(update: (c: ContainerConfig) => ContainerConfig): Image {
-    return this.withConfig((c) => ({ config: update({ ...(c.config ?? {}) }) }));
+    return this.with({ config: { ...this.config, config: update({ ...(this.config.config ?? {}) }) } });
   }
 
   withLabel(key: string, value: string): Image {
@@ -170,7 +174,13 @@ export class Image {
 
   /** Record a step that made no layer (LABEL, ENV…) in the history. */
   withHistory(entry: HistoryEntry): Image {
-    return this.with({ config: { ...this.config, history: [...this.history, { ...entry, empty_layer: true }] } });
+    return this.withHistoryEntries([entry], true);
+  }
+
+  /** Append history entries (`emptyLayer`: steps that made no layer) in one copy. */
+  withHistoryEntries(entries: readonly HistoryEntry[], emptyLayer: boolean): Image {
+    const added = entries.map((e) => ({ ...e, empty_layer: emptyLayer ? true : undefined }));
+    return this.with({ config: { ...this.config, history: [...this.history, ...added] } });
   }
 
   /** The layers' changesets, read (and verified) on first use. */
@@ -231,16 +241,10 @@ export class ImageIndex {
     return this.images().flatMap((i) => (i.platform ? [i.platform] : []));
   }
 
-  /** The first image for `platform` (default: the host's), as the index rules say. */
-  select(platform: Platform = hostPlatform()): Image {
+  /** The first image for `platform` (default: the host's), as the index rules say; `where` names the index in errors. */
+  select(platform: Platform = hostPlatform(), where = ''): Image {
     const found = this.images().find((i) => platformMatches(platform, i.platform));
-    if (!found) {
-      throw new CloudRootfsError(
-        'PLATFORM_NOT_FOUND',
-        `no image for platform ${formatPlatform(platform)} (have: ${this.platforms.map(formatPlatform).join(', ') || 'none'})`,
-        { platform, available: this.platforms },
-      );
-    }
+    if (!found) throw platformNotFound(platform, this.platforms, where);
     return found.image;
   }
 
@@ -255,7 +259,14 @@ export class ImageIndex {
   }
 }
 
-/** Pick one image from an Image or an ImageIndex. */
-export function selectImage(target: Image | ImageIndex, platform?: Platform): Image {
-  return target instanceof ImageIndex ? target.select(platform) : target;
+/**
+ * Pick one image from an Image or an ImageIndex: the image for `platform` (PLATFORM_NOT_FOUND when
+ * there is none — a single-platform image for another platform included), or without a platform
+ * the host's image of an index and a single-platform image whatever its platform. `where` names
+ * the source in errors.
+ */
+export function selectImage(target: Image | ImageIndex, platform?: Platform, where = ''): Image {
+  if (target instanceof ImageIndex) return target.select(platform, where);
+  if (platform && !platformMatches(platform, target.platform)) throw platformNotFound(platform, [target.platform], where);
+  return target;
 }

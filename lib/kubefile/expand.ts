@@ -133,10 +133,20 @@ export function expandWord(word: string, vars: VariableLookup, options: ExpandOp
   return new WordExpander(word, vars, options).expand();
 }
 
+/**
+ * One word's expansion as a loop over an explicit stack of open constructs (the word itself,
+ * `"…"`, `${NAME:-…}`), so nesting as deep as the word is long needs no deeper call stack.
+ */
+type Frame =
+  | { kind: 'word'; out: string }
+  | { kind: 'double'; out: string; open: number }
+  | { kind: 'brace'; out: string; dollarAt: number; name: string; value: string | undefined; colon: boolean; modifier: '-' | '+' | '?' };
+
 class WordExpander {
   private pos = 0;
   private readonly escape: EscapeChar;
   private readonly quotes: boolean;
+  private readonly stack: Frame[] = [{ kind: 'word', out: '' }];
 
   constructor(
     private readonly text: string,
@@ -145,10 +155,6 @@ class WordExpander {
   ) {
     this.escape = options.escape ?? '\\';
     this.quotes = options.quotes ?? true;
-  }
-
-  expand(): string {
-    return this.until(undefined);
   }
 
   private fail(offset: number, reason: string, expected: string): never {
@@ -162,76 +168,84 @@ class WordExpander {
     });
   }
 
-  /** Expands until `stop` (consumed) or the end of the word. */
-  private until(stop: string | undefined, openedAt = 0): string {
-    const { text } = this;
-    let out = '';
-    while (this.pos < text.length) {
-      const ch = text[this.pos];
-      if (stop !== undefined && ch === stop) {
-        this.pos++;
-        return out;
-      }
-      if (ch === this.escape) {
-        // The escape character makes the next one literal; a trailing one vanishes.
-        this.pos++;
-        if (this.pos < text.length) out += text[this.pos++];
-        continue;
-      }
-      if (this.quotes && ch === "'") {
-        out += this.singleQuoted();
-        continue;
-      }
-      if (this.quotes && ch === '"') {
-        out += this.doubleQuoted();
-        continue;
-      }
-      if (ch === '$') {
-        out += this.dollar();
-        continue;
-      }
-      out += ch;
-      this.pos++;
-    }
-    if (stop !== undefined) this.fail(openedAt, `missing ${stop} in ${text.slice(openedAt)}`, `a closing ${stop}`);
-    return out;
+  private get top(): Frame {
+    return this.stack[this.stack.length - 1];
   }
 
-  private singleQuoted(): string {
-    const open = this.pos;
-    const close = this.text.indexOf("'", open + 1);
-    if (close < 0) throw unterminatedQuote("'", open, this.options.at);
-    this.pos = close + 1;
-    return this.text.slice(open + 1, close);
+  expand(): string {
+    const { text } = this;
+    while (this.pos < text.length) {
+      const frame = this.top;
+      if (frame.kind === 'double') this.stepDouble(frame);
+      else this.stepPlain(frame);
+    }
+    const frame = this.top;
+    if (frame.kind === 'double') throw unterminatedQuote('"', frame.open, this.options.at);
+    if (frame.kind === 'brace') this.fail(frame.dollarAt, `missing } in ${text.slice(frame.dollarAt)}`, 'a closing }');
+    return frame.out;
   }
 
-  private doubleQuoted(): string {
+  /** One step in the word or in a `${…}` default: escapes, quotes, `$`, and the closing `}`. */
+  private stepPlain(frame: Frame): void {
     const { text } = this;
-    const open = this.pos++;
-    let out = '';
-    while (this.pos < text.length) {
-      const ch = text[this.pos];
-      if (ch === '"') {
-        this.pos++;
-        return out;
-      }
-      if (ch === '$') {
-        out += this.dollar();
-        continue;
-      }
+    const ch = text[this.pos];
+    if (frame.kind === 'brace' && ch === '}') {
       this.pos++;
-      if (ch === this.escape) {
-        const next = text[this.pos];
-        if (next === '"' || next === '$' || next === this.escape) {
-          out += next;
-          this.pos++;
-          continue;
-        }
-      }
-      // Any other escaped character keeps its escape, as in sh.
-      out += ch;
+      this.stack.pop();
+      this.top.out += this.resolveBrace(frame);
+      return;
     }
-    throw unterminatedQuote('"', open, this.options.at);
+    if (ch === this.escape) {
+      // The escape character makes the next one literal; a trailing one vanishes.
+      this.pos++;
+      if (this.pos < text.length) frame.out += text[this.pos++];
+      return;
+    }
+    if (this.quotes && ch === "'") {
+      const open = this.pos;
+      const close = text.indexOf("'", open + 1);
+      if (close < 0) throw unterminatedQuote("'", open, this.options.at);
+      this.pos = close + 1;
+      frame.out += text.slice(open + 1, close);
+      return;
+    }
+    if (this.quotes && ch === '"') {
+      this.stack.push({ kind: 'double', out: '', open: this.pos++ });
+      return;
+    }
+    if (ch === '$') {
+      this.dollar(frame);
+      return;
+    }
+    frame.out += ch;
+    this.pos++;
+  }
+
+  /** One step inside double quotes: only `"`, `$` and the escape character are special. */
+  private stepDouble(frame: Extract<Frame, { kind: 'double' }>): void {
+    const { text } = this;
+    const ch = text[this.pos];
+    if (ch === '"') {
+      this.pos++;
+      this.stack.pop();
+      this.top.out += frame.out;
+      return;
+    }
+    if (ch === '$') {
+      this.dollar(frame);
+      return;
+    }
+    this.pos++;
+    if (ch === this.escape) {
+      const next = text[this.pos];
+      if (next === '"' || next === '$' || next === this.escape) {
+        frame.out += next;
+        this.pos++;
+        return;
+      }
+    }
+    // Any other escaped character keeps its escape, as in sh.
+    frame.out += ch;
   }
 
   private name(): string {
@@ -252,12 +266,14 @@ class WordExpander {
     return text.slice(start, this.pos);
   }
 
-  private dollar(): string {
+  /** `$NAME`, `${NAME}` (appended to `frame`), or the start of `${NAME<modifier>…}` (a new frame). */
+  private dollar(frame: Frame): void {
     const { text } = this;
     const dollarAt = this.pos++;
     if (text[this.pos] !== '{') {
       const name = this.name();
-      return name === '' ? '$' : (this.vars(name) ?? '');
+      frame.out += name === '' ? '$' : (this.vars(name) ?? '');
+      return;
     }
     this.pos++;
     const name = this.name();
@@ -267,7 +283,8 @@ class WordExpander {
     let modifier = text[this.pos];
     if (modifier === '}') {
       this.pos++;
-      return value ?? '';
+      frame.out += value ?? '';
+      return;
     }
     if (modifier === ':') {
       colon = true;
@@ -282,7 +299,12 @@ class WordExpander {
       );
     }
     this.pos++;
-    const word = this.until('}', dollarAt);
+    this.stack.push({ kind: 'brace', out: '', dollarAt, name, value, colon, modifier });
+  }
+
+  /** What a closed `${NAME<modifier>word}` expands to. */
+  private resolveBrace(frame: Extract<Frame, { kind: 'brace' }>): string {
+    const { name, value, colon, modifier, out: word } = frame;
     const empty = colon ? value === undefined || value === '' : value === undefined;
     switch (modifier) {
       case '-':
@@ -291,7 +313,7 @@ class WordExpander {
         return empty ? '' : word;
       default:
         if (empty) {
-          this.fail(dollarAt, `${name}: ${word || (colon ? 'is not set or empty' : 'is not set')}`, `${name} to be set`);
+          this.fail(frame.dollarAt, `${name}: ${word || (colon ? 'is not set or empty' : 'is not set')}`, `${name} to be set`);
         }
         return value as string;
     }

@@ -100,15 +100,19 @@ class Applier {
   }
 
   /** Remove `path` except the parts of it this layer wrote; `keepTop` for opaque markers. */
-  private purge(path: string, keepTop: boolean): void {
-    const node = getNode(this.root, path);
-    if (!node) return;
-    if (!keepTop && !this.upper.has(path)) {
-      this.remove(path);
-      return;
+  private purge(top: string, keepTop: boolean): void {
+    // A work list, not recursion: what this layer wrote may sit thousands of levels deep.
+    const pending: [string, boolean][] = [[top, keepTop]];
+    while (pending.length > 0) {
+      const [path, keep] = pending.pop()!;
+      const node = getNode(this.root, path);
+      if (!node) continue;
+      if (!keep && !this.upper.has(path)) {
+        this.remove(path);
+        continue;
+      }
+      if (node.children) for (const name of node.children.keys()) pending.push([joinPath(path, name), false]);
     }
-    if (!node.children) return;
-    for (const name of [...node.children.keys()]) this.purge(joinPath(path, name), false);
   }
 
   private remove(path: string): void {

@@ -39,29 +39,34 @@ function addSubtree(plan: Plan, path: string, node: FsNode): void {
   }
 }
 
-function compareDirs(plan: Plan, path: string, a: FsNode, b: FsNode): void {
-  plan.dirs.set(path, b.entry!);
-  diffMaps(a.children!, b.children!, (name, ca, cb) => {
-    const p = joinPath(path, name);
-    if (!cb) {
-      plan.whiteouts.push(p);
-      return;
-    }
-    if (!ca) {
-      addSubtree(plan, p, cb);
-      return;
-    }
-    const ea = ca.entry!;
-    const eb = cb.entry!;
-    if (ea.type === 'directory' && eb.type === 'directory') {
-      if (!sameMetadata(ea, eb)) plan.entries.set(p, eb);
-      compareDirs(plan, p, ca, cb);
-    } else if (ea.type !== eb.type || !sameMetadata(ea, eb)) {
-      addSubtree(plan, p, cb);
-    } else if (eb.type === 'file' && ea !== eb) {
-      plan.candidates.push({ path: p, a: ea as FileEntry, b: eb });
-    }
-  });
+/** Compare two directories and every directory below both (with a work list: trees may be deep). */
+function compareDirs(plan: Plan, top: string, topA: FsNode, topB: FsNode): void {
+  const pending: [string, FsNode, FsNode][] = [[top, topA, topB]];
+  while (pending.length > 0) {
+    const [path, a, b] = pending.pop()!;
+    plan.dirs.set(path, b.entry!);
+    diffMaps(a.children!, b.children!, (name, ca, cb) => {
+      const p = joinPath(path, name);
+      if (!cb) {
+        plan.whiteouts.push(p);
+        return;
+      }
+      if (!ca) {
+        addSubtree(plan, p, cb);
+        return;
+      }
+      const ea = ca.entry!;
+      const eb = cb.entry!;
+      if (ea.type === 'directory' && eb.type === 'directory') {
+        if (!sameMetadata(ea, eb)) plan.entries.set(p, eb);
+        pending.push([p, ca, cb]);
+      } else if (ea.type !== eb.type || !sameMetadata(ea, eb)) {
+        addSubtree(plan, p, cb);
+      } else if (eb.type === 'file' && ea !== eb) {
+        plan.candidates.push({ path: p, a: ea as FileEntry, b: eb });
+      }
+    });
+  }
 }
 
 export interface DiffOptions {
@@ -128,17 +133,28 @@ function layerOf(plan: Plan): Layer {
   };
   for (const w of plan.whiteouts) at(w).whiteout = true;
   for (const [path, entry] of plan.entries) at(path).entry = entry;
-  const toNode = (d: Draft): FsNode => {
-    let children: PMap<FsNode> | undefined;
-    if (d.children && d.children.size > 0) {
-      const names = [...d.children.keys()].sort(compareBytes);
-      children = PMap.fromSorted(names.map((n) => [n, toNode(d.children!.get(n)!)] as const));
-    } else if (d.entry ? d.entry.type === 'directory' : !d.whiteout) {
-      children = EMPTY_CHILDREN;
-    }
+  // Drafts to nodes, children before parents (iteratively: a layer may be thousands of levels deep).
+  const nodeOf = (d: Draft, children: PMap<FsNode> | undefined): FsNode => {
+    if (!children && (d.entry ? d.entry.type === 'directory' : !d.whiteout)) children = EMPTY_CHILDREN;
     return { ...(d.entry ? { entry: d.entry } : {}), ...(children ? { children } : {}), ...(d.whiteout ? { whiteout: true } : {}) };
   };
-  return Layer.fromNode(toNode(root));
+  type Frame = { draft: Draft; names: string[]; built: (readonly [string, FsNode])[] };
+  const open = (draft: Draft): Frame => ({ draft, names: draft.children && draft.children.size > 0 ? [...draft.children.keys()].sort(compareBytes) : [], built: [] });
+  const stack: Frame[] = [open(root)];
+  let result: FsNode | undefined;
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    if (frame.built.length < frame.names.length) {
+      stack.push(open(frame.draft.children!.get(frame.names[frame.built.length])!));
+      continue;
+    }
+    stack.pop();
+    const node = nodeOf(frame.draft, frame.built.length > 0 ? PMap.fromSorted(frame.built) : undefined);
+    const parent = stack[stack.length - 1];
+    if (parent) parent.built.push([parent.names[parent.built.length], node] as const);
+    else result = node;
+  }
+  return Layer.fromNode(result!);
 }
 
 /**

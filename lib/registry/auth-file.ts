@@ -11,8 +11,8 @@
  */
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import { AuthError, UsageError } from '../errors';
-import { diskFs, errnoCode, type FileSystem } from '../fs';
+import { AuthError, NotFoundError, UsageError } from '../errors';
+import { diskFs, readDocumentFile, type FileSystem } from '../fs';
 import { writeFileAtomic } from '../util/atomic';
 
 export interface RegistryCredentials {
@@ -117,10 +117,9 @@ export function encodeAuthEntry(credentials: RegistryCredentials): AuthEntry {
 export async function readAuthFile(fs: FileSystem, path: string): Promise<AuthFileJson | undefined> {
   let text: string;
   try {
-    text = await fs.promises.readFile(path, 'utf8');
+    text = await readDocumentFile(fs, path, 'auth file');
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (err instanceof NotFoundError) return undefined;
     throw err;
   }
   let json: unknown;

@@ -11,9 +11,9 @@
  * checked against its digest and size before it is renamed into place, manifests last.
  */
 import { Content } from '../content';
-import { CloudRootfsError, ImageNotFoundError, LimitExceededError, SizeMismatchError, UnsupportedMediaTypeError, UsageError } from '../errors';
-import { Image, ImageIndex } from '../image/image';
-import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, formatPlatform } from '../image/platform';
+import { ImageNotFoundError, LimitExceededError, SizeMismatchError, UnsupportedMediaTypeError, UsageError } from '../errors';
+import { Image, ImageIndex, selectImage } from '../image/image';
+import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, platformNotFound } from '../image/platform';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
 import { writeTarget, type BlobTarget, type WriteImageOptions } from '../image/write';
 import { BlobSource, DEFAULT_MAX_DOCUMENT_BYTES, DocumentGraph, type ImageReadLimits, type LayerReadLimits } from '../formats/blob-source';
@@ -190,9 +190,13 @@ function toPlatform(p: PlatformChoice): Platform {
   return typeof p === 'string' ? parsePlatform(p) : normalizePlatform(p);
 }
 
+/** The host's platform when none is asked for, as `docker pull` does (marked: a single-platform image is then taken as it is). */
 function withDefaultPlatform<T extends PullOptions>(options: T): T {
-  return options.platform !== undefined || options.platforms !== undefined ? options : { ...options, platform: hostPlatform() };
+  if (options.platform !== undefined || options.platforms !== undefined) return options;
+  return { ...options, platform: hostPlatform(), [DEFAULTED]: true };
 }
+
+const DEFAULTED = Symbol('platform defaulted');
 
 function writeOptions(options: PullToOptions, streamed: StreamedLayers): WriteImageOptions {
   return {
@@ -309,6 +313,7 @@ async function loadRemote(
     onBytes: onProgress ? (digest, done, total) => onProgress({ phase: 'bytes', digest, done, total }) : undefined,
   };
   const wanted = wantedPlatforms(selection);
+  const defaulted = (selection as { [DEFAULTED]?: boolean })[DEFAULTED] === true;
   const source = new RegistrySource(remote, streamed);
   const m = await remote.client.getManifest(remote.repository, manifestRef(ref), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES });
   const where = `${source.where}@${m.digest}`;
@@ -326,13 +331,13 @@ async function loadRemote(
   const target = await graph.load({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
   if (wanted !== 'all' && target instanceof ImageIndex && target.manifests.length === 0) {
     const listed = (JSON.parse(m.bytes.toString('utf8')) as ImageIndexDocument).manifests ?? [];
-    const available = listed.flatMap((d) => (d.platform ? [d.platform] : []));
-    throw new CloudRootfsError(
-      'PLATFORM_NOT_FOUND',
-      `${where} has no image for platform ${wanted.map(formatPlatform).join(', ')} (have: ${available.map(formatPlatform).join(', ') || 'none'})`,
-      { platform: wanted, available },
-    );
+    throw platformNotFound(wanted, listed.map((d) => d.platform), where);
   }
-  if (selection.platform !== undefined && target instanceof ImageIndex) return target.select(toPlatform(selection.platform));
+  // A tag that names one manifest: it is the image only for the platform it is for — unless the
+  // platform was not asked for (the host's by default), where docker pulls it whatever it is.
+  if (wanted !== 'all' && target instanceof Image && !defaulted && !wanted.some((w) => platformMatches(w, target.platform))) {
+    throw platformNotFound(wanted, [target.platform], where);
+  }
+  if (selection.platform !== undefined) return selectImage(target, toPlatform(selection.platform), where);
   return target;
 }

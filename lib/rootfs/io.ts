@@ -6,10 +6,10 @@
 import { posix } from 'node:path';
 import { fileContent } from '../content';
 import { DirectoryEntry, Entry, directoryEntry, fileEntry, markLinked, symlinkEntry } from '../entry';
-import { DestinationExistsError, LimitExceededError, NotFoundError, UnsupportedEntryError } from '../errors';
+import { DestinationExistsError, LimitExceededError, NotFoundError, UnsupportedEntryError, fileSystemError } from '../errors';
 import { FileSystem, FsStats, errnoCode, lstatOrUndefined } from '../fs';
 import { compareBytes } from '../path';
-import { buildDirAtomic, isEmptyOrMissing } from '../util/atomic';
+import { buildDirAtomic, checkParentDirectory, isEmptyOrMissing } from '../util/atomic';
 import { FsNode } from './node';
 import { PMap } from './pmap';
 import { Rootfs } from './rootfs';
@@ -94,8 +94,7 @@ export interface WriteDirectoryOptions {
  */
 export async function writeRootfsToDirectory(rootfs: Rootfs, dir: string, options: WriteDirectoryOptions): Promise<void> {
   const { fs } = options;
-  const replace = !(await isEmptyOrMissing(fs, dir));
-  if (replace && !options.overwrite) throw new DestinationExistsError(dir);
+  const replace = await checkDirectoryDestination(fs, dir, options.overwrite);
   const owners = options.owners ?? (typeof process.getuid === 'function' && process.getuid() === 0 && !!fs.promises.lchown);
   // With overwrite, the old tree stays in place until the new one is complete.
   await buildDirAtomic(
@@ -108,10 +107,27 @@ export async function writeRootfsToDirectory(rootfs: Rootfs, dir: string, option
   );
 }
 
-/** Write the tree into an existing empty directory `root` (also used for RUN's scratch tree). */
+/**
+ * Check, before any work, that a tree can be written at `dir`: it is missing or an empty
+ * directory (anything else is DESTINATION_EXISTS unless `overwrite`), and the nearest existing
+ * ancestor is a directory (the rest is created). Returns whether something at `dir` is replaced.
+ */
+export async function checkDirectoryDestination(fs: FileSystem, dir: string, overwrite = false): Promise<boolean> {
+  const replace = !(await isEmptyOrMissing(fs, dir).catch((err) => Promise.reject(fileSystemError(err, dir, 'read'))));
+  if (replace && !overwrite) throw new DestinationExistsError(dir);
+  await checkParentDirectory(fs, dir);
+  return replace;
+}
+
+/**
+ * Write the tree into an existing empty directory `root` (also used for RUN's scratch tree).
+ * Owners are applied before modes, as `tar -xp` does: chown clears setuid and setgid, so a
+ * chmod first would lose them. Failures are typed errors naming the path.
+ */
 export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, owners = false): Promise<void> {
   const firstPath = new Map<Entry, string>();
   const dirs: [string, Entry][] = [];
+  const chown = owners && fs.promises.lchown ? fs.promises.lchown.bind(fs.promises) : undefined;
   for (const { path, entry } of rootfs.walk()) {
     const abs = posix.join(root, path);
     try {
@@ -122,7 +138,9 @@ export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, 
           continue;
         case 'symlink':
           await fs.promises.symlink(entry.target, abs);
-          break;
+          await chown?.(abs, entry.uid, entry.gid);
+          if (fs.promises.lutimes) await fs.promises.lutimes(abs, entry.mtime, entry.mtime).catch(() => undefined);
+          continue;
         case 'file': {
           const first = firstPath.get(entry);
           if (first) {
@@ -131,15 +149,14 @@ export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, 
           }
           firstPath.set(entry, abs);
           await writeContent(fs, abs, entry);
+          await chown?.(abs, entry.uid, entry.gid);
           await fs.promises.chmod(abs, entry.mode);
-          break;
+          await fs.promises.utimes(abs, entry.mtime, entry.mtime);
+          continue;
         }
         default:
           continue;
       }
-      if (owners && fs.promises.lchown) await fs.promises.lchown(abs, entry.uid, entry.gid);
-      if (entry.type === 'file') await fs.promises.utimes(abs, entry.mtime, entry.mtime);
-      else if (fs.promises.lutimes) await fs.promises.lutimes(abs, entry.mtime, entry.mtime).catch(() => undefined);
     } catch (err) {
       throw typedWriteError(err, abs);
     }
@@ -148,23 +165,29 @@ export async function materialize(rootfs: Rootfs, root: string, fs: FileSystem, 
   // read-only mode would stop the writes.
   dirs.push([root, rootfs.rootEntry]);
   for (const [abs, entry] of dirs.reverse()) {
-    if (owners && fs.promises.lchown) await fs.promises.lchown(abs, entry.uid, entry.gid);
-    await fs.promises.chmod(abs, entry.mode);
-    await fs.promises.utimes(abs, entry.mtime, entry.mtime);
+    try {
+      await chown?.(abs, entry.uid, entry.gid);
+      await fs.promises.chmod(abs, entry.mode);
+      await fs.promises.utimes(abs, entry.mtime, entry.mtime);
+    } catch (err) {
+      throw typedWriteError(err, abs);
+    }
   }
 }
 
 /**
  * What the image asked for that the disk cannot hold, as typed errors: a path longer than the
- * system allows (a valid 4096-byte rootfs path under a deep destination), or a name that already
- * exists (names that differ only where the filesystem does not: case, normalization).
+ * system allows (a valid 4096-byte rootfs path under a deep destination), a name that already
+ * exists (names that differ only where the filesystem does not: case, normalization), a full
+ * disk, a refused permission. (Written under a temporary directory, the path is reported under
+ * the destination: see buildDirAtomic.)
  */
 function typedWriteError(err: unknown, abs: string): unknown {
   if (err instanceof DestinationExistsError || err instanceof LimitExceededError) return err;
   const code = errnoCode(err);
   if (code === 'ENAMETOOLONG') return new LimitExceededError('PATH_MAX', 4096, `the path ${abs.slice(0, 120)}… (${Buffer.byteLength(abs)} bytes)`);
   if (code === 'EEXIST') return new DestinationExistsError(abs);
-  return err;
+  return fileSystemError(err, abs, 'write');
 }
 
 async function writeContent(fs: FileSystem, abs: string, entry: Extract<Entry, { type: 'file' }>): Promise<void> {
@@ -181,9 +204,6 @@ async function writeContent(fs: FileSystem, abs: string, entry: Extract<Entry, {
     out.on('error', fail);
     out.on('close', () => resolve());
     source.pipe(out);
-  }).catch((err) => {
-    if (errnoCode(err) === 'EEXIST') throw new DestinationExistsError(abs);
-    throw err;
   });
 }
 

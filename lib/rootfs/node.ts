@@ -52,22 +52,28 @@ export function updateNode(
     if (!next) throw new Error('cannot remove the root');
     return next;
   }
-  const rec = (node: FsNode, depth: number): FsNode => {
-    const name = names[depth];
-    const existing = node.children?.get(name);
-    let next: FsNode | undefined;
-    if (depth === names.length - 1) {
-      next = update(existing);
-    } else {
-      const parent =
-        existing && existing.children !== undefined ? existing : makeParent(existing, names.slice(0, depth + 1).join('/'));
-      next = rec(parent, depth + 1);
+  // Down the path (creating parents as needed), then back up copying each node: iteratively, as
+  // a path may have thousands of components.
+  const chain: { node: FsNode; existing: FsNode | undefined }[] = [];
+  let node = root;
+  for (let depth = 0; depth < names.length - 1; depth++) {
+    const existing = node.children?.get(names[depth]);
+    chain.push({ node, existing });
+    node = existing && existing.children !== undefined ? existing : makeParent(existing, names.slice(0, depth + 1).join('/'));
+  }
+  const leafExisting = node.children?.get(names[names.length - 1]);
+  chain.push({ node, existing: leafExisting });
+  let next: FsNode | undefined = update(leafExisting);
+  for (let depth = names.length - 1; depth >= 0; depth--) {
+    const { node: parent, existing } = chain[depth];
+    if (next === existing) {
+      next = parent;
+      continue;
     }
-    if (next === existing) return node;
-    const children = node.children ?? EMPTY_CHILDREN;
-    return { ...node, children: next ? children.set(name, next) : children.delete(name) };
-  };
-  return rec(root, 0);
+    const children = parent.children ?? EMPTY_CHILDREN;
+    next = { ...parent, children: next ? children.set(names[depth], next) : children.delete(names[depth]) };
+  }
+  return next!;
 }
 
 /** Sort key that puts a directory after a sibling whose name it prefixes with a byte < '/'. */
@@ -103,18 +109,26 @@ export type VisitStep =
  */
 export function* canonicalWalk(root: FsNode, rootPath = ''): Generator<VisitStep> {
   if (root.entry) yield { kind: 'entry', path: rootPath, node: root };
-  yield* walkChildren(root, rootPath);
-}
-
-function* walkChildren(node: FsNode, path: string): Generator<VisitStep> {
-  if (node.opaque) yield { kind: 'opaque', path };
-  const children = orderedChildren(node);
-  for (const [name, child] of children) {
-    if (child.whiteout) yield { kind: 'whiteout', path: path === '' ? name : `${path}/${name}` };
-  }
-  for (const [name, child] of children) {
-    const childPath = path === '' ? name : `${path}/${name}`;
+  // An explicit stack of directories being walked (a tree may be thousands of levels deep).
+  const stack: { path: string; children: [string, FsNode][]; next: number }[] = [];
+  const enter = function* (node: FsNode, path: string): Generator<VisitStep> {
+    if (node.opaque) yield { kind: 'opaque', path };
+    const children = orderedChildren(node);
+    for (const [name, child] of children) {
+      if (child.whiteout) yield { kind: 'whiteout', path: path === '' ? name : `${path}/${name}` };
+    }
+    stack.push({ path, children, next: 0 });
+  };
+  yield* enter(root, rootPath);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.next >= top.children.length) {
+      stack.pop();
+      continue;
+    }
+    const [name, child] = top.children[top.next++];
+    const childPath = top.path === '' ? name : `${top.path}/${name}`;
     if (child.entry) yield { kind: 'entry', path: childPath, node: child };
-    if (child.children !== undefined || child.opaque) yield* walkChildren(child, childPath);
+    if (child.children !== undefined || child.opaque) yield* enter(child, childPath);
   }
 }

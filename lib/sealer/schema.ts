@@ -4,7 +4,7 @@
  * name the bad field the same way OCI document errors do.
  */
 import type { ValidateFunction } from 'ajv';
-import { SchemaValidationError, type SchemaIssue } from '../errors';
+import { CloudRootfsError, SchemaValidationError, type SchemaIssue } from '../errors';
 import { createAjv, issuesFromAjv, type AjvInstance, type AjvOptions } from '../image/schema/ajv';
 import imageExtensionSchema from './schemas/image-extension.json';
 import containerImagesSchema from './schemas/container-images.json';
@@ -82,6 +82,7 @@ export function parseSealerDocument<T>(kind: SealerSchemaKind, input: string | U
   try {
     value = parseJsonText(input);
   } catch (err) {
+    if (err instanceof CloudRootfsError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     throw new SchemaValidationError(SCHEMAS[kind].name, [{ field: '', message: `is not valid UTF-8 JSON (${reason})`, ...(file ? { file } : {}) }], file);
   }

@@ -36,7 +36,8 @@ export async function collectGarbage(layout: OciLayout): Promise<GcResult> {
   const now = Date.now();
   const sweepTemp = async (path: string, name: string) => {
     const st = await lstatOrUndefined(fs, path);
-    if (st && isAbandonedTemp(name, st.mtimeMs, now)) {
+    // The store's directories are ours: leftovers of earlier versions (unsigned names) go too.
+    if (st && isAbandonedTemp(name, st.mtimeMs, now, { ownDirectory: true })) {
       await removeTree(fs, path);
       result.removedTemp++;
     }

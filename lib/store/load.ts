@@ -10,6 +10,7 @@ import type { Image, ImageIndex } from '../image/image';
 import type { Descriptor } from '../image/types';
 import type { WriteImageOptions, WriteProgress } from '../image/write';
 import { openImageArchive, type ArchiveFormat, type ArchiveReadLimits } from '../formats/archive';
+import { onlyOne } from '../formats/layout';
 import { verifyLayers, type VerifyProgress } from '../formats/verify';
 import type { ImageStore } from './store';
 
@@ -42,6 +43,12 @@ export async function loadArchiveIntoStore(store: ImageStore, file: string, opti
   try {
     if (options.names && options.names.length > 0 && archive.images.length !== 1) {
       throw new CloudRootfsError('AMBIGUOUS_IMAGE', `${file} holds ${archive.images.length} images; names can only be given for one`, { file });
+    }
+    // A name two different images of the archive claim: which one would it tag? Refuse.
+    if (!options.names || options.names.length === 0) {
+      const byName = new Map<string, Descriptor[]>();
+      for (const entry of archive.images) for (const n of entry.names) byName.set(n, [...(byName.get(n) ?? []), entry.descriptor]);
+      for (const [name, found] of byName) onlyOne(found, name, file);
     }
     const targets: { target: Image | ImageIndex; names: string[] }[] = [];
     for (const entry of archive.images) {

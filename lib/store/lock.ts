@@ -14,8 +14,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { LockTimeoutError } from '../errors';
-import { FileSystem, errnoCode } from '../fs';
+import { LockTimeoutError, fileSystemError } from '../errors';
+import { FileSystem, FsFileHandle, errnoCode } from '../fs';
+import { signedTempName } from '../util/atomic';
 
 export interface LockOptions {
   /** Give up after this long (default 60 s). */
@@ -73,16 +74,26 @@ async function acquire(fs: FileSystem, lockPath: string, options: LockOptions): 
   let delay = 2;
   for (;;) {
     const holder: Holder = { pid: process.pid, host: hostname(), nonce, time: Date.now() };
+    let fh: FsFileHandle | undefined;
     try {
-      const fh = await fs.promises.open(lockPath, 'wx', 0o644);
+      fh = await fs.promises.open(lockPath, 'wx', 0o644);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw fileSystemError(err, lockPath, 'take the lock');
+    }
+    if (fh) {
       try {
-        await fh.write(Buffer.from(JSON.stringify(holder)));
-      } finally {
-        await fh.close();
+        try {
+          await fh.write(Buffer.from(JSON.stringify(holder)));
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        // A lock without its holder (a full disk) would make every later writer wait for it to
+        // go stale: take it back before reporting.
+        await fs.promises.unlink(lockPath).catch(() => undefined);
+        throw fileSystemError(err, lockPath, 'take the lock');
       }
       return nonce;
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw err;
     }
     const seen = await readLock(fs, lockPath);
     if (seen && isStale(seen, staleMs)) {
@@ -139,7 +150,8 @@ function isStale(seen: SeenLock, staleMs: number): boolean {
 
 /** Remove a stale lock, unless someone replaced it since we looked. */
 async function breakLock(fs: FileSystem, lockPath: string, judged: string): Promise<void> {
-  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(6).toString('hex')}`;
+  // A signed temporary name: what a breaker that dies here leaves is swept by gc.
+  const aside = signedTempName(`${lockPath}.stale`);
   try {
     await fs.promises.rename(lockPath, aside);
   } catch (err) {

@@ -18,7 +18,7 @@ import { homedir } from 'node:os';
 import { posix, resolve as resolvePath } from 'node:path';
 import { CloudRootfsError, ImageNotFoundError } from '../errors';
 import { FileSystem, diskFs, lstatOrUndefined } from '../fs';
-import { BlobWriteSession, OciLayout, type LayoutLimits } from '../formats/layout';
+import { BlobWriteSession, OciLayout, onlyOne, type LayoutLimits } from '../formats/layout';
 import { Image, ImageIndex, selectImage } from '../image/image';
 import { canonicalJsonBytes } from '../image/json';
 import type { Descriptor, ImageIndexDocument, Platform } from '../image/types';
@@ -57,6 +57,11 @@ export interface StoreEntry {
   /** Bytes of every blob the image uses (manifests, configs, layers as stored). */
   size: number;
   platforms: Platform[];
+  /**
+   * Set when the image cannot be read (a blob missing or corrupt, a document invalid): listed
+   * anyway, with what index.json says of it; `code` is the error's (`BLOB_NOT_FOUND`…).
+   */
+  broken?: { code: string; message: string };
 }
 
 export const STORE_ENV = 'CLOUDROOTFS_STORE';
@@ -219,7 +224,8 @@ export class ImageStore {
     for (const q of queries) {
       if (q.kind === 'name') {
         const hits = manifests.filter((m) => entryName(m)?.reference === q.name.reference);
-        if (hits.length > 0) return hits[hits.length - 1];
+        // A store another tool wrote may list a name twice: one image, or AMBIGUOUS_IMAGE.
+        if (hits.length > 0) return onlyOne(hits, q.name.reference, `the store ${this.root}`);
       } else if (q.kind === 'digest') {
         const hits = manifests.filter((m) => (m.digest === q.digest || this.idCache.get(m.digest) === q.digest) && (!q.repository || entryName(m)?.repository === q.repository));
         if (hits.length > 0) return hits[0];
@@ -279,15 +285,35 @@ export class ImageStore {
 
   /** One platform's image (default: the host's). */
   async loadImage(name: string, platform?: Platform): Promise<Image> {
-    return selectImage(await this.loadTarget(name), platform);
+    return selectImage(await this.loadTarget(name), platform, name);
   }
 
-  /** Every tag (and every untagged image), in index.json order. */
+  /**
+   * Every tag (and every untagged image), in index.json order. An image that cannot be read is
+   * listed with `broken` set (from what index.json says of it): one bad image never hides the rest.
+   */
   async list(): Promise<StoreEntry[]> {
     const out: StoreEntry[] = [];
     for (const d of await this.entries()) {
-      const target = await this.layout.load(d);
       const sn = entryName(d);
+      let target: Image | ImageIndex;
+      try {
+        target = await this.layout.load(d);
+      } catch (err) {
+        if (!(err instanceof CloudRootfsError)) throw err;
+        out.push({
+          name: sn?.repository ?? '<none>',
+          tag: sn?.tag ?? '<none>',
+          ...(sn ? { reference: sn.reference, familiar: sn.familiar } : {}),
+          digest: d.digest,
+          id: d.digest,
+          mediaType: d.mediaType,
+          size: d.size,
+          platforms: d.platform ? [d.platform] : [],
+          broken: { code: err.code, message: err.message },
+        });
+        continue;
+      }
       const images = target instanceof ImageIndex ? target.images() : [{ image: target, platform: target.platform }];
       const sizes = new Map<string, number>([[d.digest, d.size]]);
       let created: string | undefined;

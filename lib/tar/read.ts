@@ -13,6 +13,7 @@ import {
   CloudRootfsError,
   CorruptArchiveError,
   DigestMismatchError,
+  InvalidAttributeError,
   LimitExceededError,
   SizeMismatchError,
   UnsupportedEntryError,
@@ -60,7 +61,7 @@ export interface ReadLayerOptions {
 export interface ReadLayer {
   layer: Layer;
   diffId: string;
-  /** sha256 of the stored bytes ('' with `hashStored: false`). */
+  /** Digest of the stored bytes: sha256, or `expectedDigest`'s algorithm ('' with `hashStored: false`). */
   digest: string;
   size: number;
   uncompressedSize: number;
@@ -135,6 +136,8 @@ function attrsOf(header: tarStream.Header) {
 }
 
 function wrapTarError(err: unknown, source: string): unknown {
+  // An owner, mode or mtime no filesystem holds (the entry model refused it) is a corrupt header.
+  if (err instanceof InvalidAttributeError) return new CorruptArchiveError(`${source}: ${err.message}`, { source, reason: 'attribute' }, { cause: err });
   if (err instanceof CloudRootfsError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new CorruptArchiveError(`${source}: not a readable tar archive: ${message}`, { source }, { cause: err });
@@ -147,8 +150,9 @@ function wrapTarError(err: unknown, source: string): unknown {
 export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {}): Promise<ReadLayer> {
   const source = options.source ?? blob.source ?? 'layer';
   if (options.hashStored === false && options.expectedDigest) throw new UsageError('readLayerBlob: expectedDigest needs hashStored');
-  const raw: Counter = options.hashStored === false ? sizeOnly() : new DigestCounter();
-  const tar = new DigestCounter();
+  // Each digest is computed with the algorithm it is checked against (sha256 or sha512).
+  const raw: Counter = options.hashStored === false ? sizeOnly() : options.expectedDigest ? DigestCounter.like(options.expectedDigest) : new DigestCounter();
+  const tar = options.expectedDiffId ? DigestCounter.like(options.expectedDiffId) : new DigestCounter();
   let compression: CompressionAlgorithm = 'none';
   const tail = { last: Buffer.alloc(0), ended: false };
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;

@@ -69,7 +69,7 @@ export async function loadTarget(ref: string | ImageRef, options: LoadOptions = 
 
 /** One platform's image (default: the host's) for a reference. */
 export async function loadImage(ref: string | ImageRef, options: LoadOptions = {}): Promise<Image> {
-  return selectImage(await loadTarget(ref, options), options.platform);
+  return selectImage(await loadTarget(ref, options), options.platform, typeof ref === 'string' ? ref : formatImageRef(ref));
 }
 
 export interface SaveOptions extends TransportOptions, Omit<WriteImageOptions, 'onProgress'> {

@@ -1,4 +1,4 @@
-/** Copy a stream to a file atomically, checking its size and sha256 before the file gets its name. */
+/** Copy a stream to a file atomically, checking its size and digest (sha256 or sha512) before the file gets its name. */
 import type { Readable } from 'node:stream';
 import { DigestCounter } from '../compress';
 import { DigestMismatchError, SizeMismatchError } from '../errors';
@@ -17,7 +17,7 @@ export async function writeVerifiedFile(
     await writeStreamAtomic(fs, path, (write) => pumpTo(source, write));
     return;
   }
-  const counter = new DigestCounter();
+  const counter = DigestCounter.like(expected.digest);
   await writeStreamAtomic(
     fs,
     path,

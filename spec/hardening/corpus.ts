@@ -778,7 +778,7 @@ export const LAYOUT_CASES: LayoutCase[] = [
       const manifest = JSON.parse((await fs.promises.readFile(posix.join(dir, 'blobs', 'sha256', desc.digest.slice(7)))).toString());
       await fs.promises.symlink(`${sb}/canary/secret`, posix.join(dir, 'blobs', 'sha256', manifest.config.digest.slice(7)));
     },
-    expect: fail('SIZE_MISMATCH', 'followed like any reader would, then refused before reading: not the named blob'),
+    expect: fail('INVALID_IMAGE', 'refused before it is followed: a layout\'s blobs are regular files inside it'),
   },
 ];
 

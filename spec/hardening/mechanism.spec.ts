@@ -14,7 +14,7 @@ import { ImageIndex } from '../../lib/image/image';
 import { fileEntry } from '../../lib/entry';
 import { writeRootfsToDirectory } from '../../lib/rootfs/io';
 import { Rootfs } from '../../lib/rootfs/rootfs';
-import { isAbandonedTemp, sweepAbandonedTemps, writeFileAtomic } from '../../lib/util/atomic';
+import { isAbandonedTemp, signedTempName, sweepAbandonedTemps, writeFileAtomic } from '../../lib/util/atomic';
 import { scratchDir } from '../support/umoci';
 import { MT, indexBlob, ociArchiveRecords, ociImage } from './archives';
 import { expectCode, outcome } from './support';
@@ -35,37 +35,51 @@ describe('sweeping what dead writers left', () => {
   test('temporary files and trees of dead pids go; live ones, young or not ours, stay', async () => {
     const dead = deadPid();
     const names = {
-      deadFile: `.tmp-out.tar-${dead}-0123456789ab`,
-      deadTree: `.tmp-out-${dead}-ba9876543210`,
-      live: `.tmp-out.tar-${process.pid}-0123456789ab`,
-      parent: `.tmp-out.tar-${process.ppid}-0123456789ab`,
+      deadFile: signedTempName('.tmp-out.tar', dead),
+      deadTree: signedTempName('.tmp-out', dead),
+      live: signedTempName('.tmp-out.tar'),
+      parent: signedTempName('.tmp-out.tar', process.ppid),
       notOurs: `.tmp-something-else`,
       user: `out.tar`,
+      // Named like a temporary file of a dead writer, but without our signature: the user's.
+      userLookalike: `.tmp-out.tar-${dead}-0123456789ab`,
+      userLookalikeTree: `.tmp-out-${dead}-ba9876543210`,
+      userForgedShape: `.tmp-out.tar-${dead}-0123456789ab-01234567`,
     };
     nodeFs.writeFileSync(join(dir, names.deadFile), 'x');
     // A crashed export leaves read-only directories behind: still removed.
     nodeFs.mkdirSync(join(dir, names.deadTree, 'ro', 'deep'), { recursive: true });
     nodeFs.writeFileSync(join(dir, names.deadTree, 'ro', 'deep', 'f'), 'x');
     nodeFs.chmodSync(join(dir, names.deadTree, 'ro'), 0o555);
-    for (const n of [names.live, names.parent, names.notOurs, names.user]) nodeFs.writeFileSync(join(dir, n), 'x');
+    for (const n of [names.live, names.parent, names.notOurs, names.user, names.userLookalike, names.userForgedShape]) nodeFs.writeFileSync(join(dir, n), 'x');
+    nodeFs.mkdirSync(join(dir, names.userLookalikeTree, 'd'), { recursive: true });
+    // Old enough for the age rule, were they ours.
+    const old = new Date(Date.now() - 48 * 3600_000);
+    for (const n of [names.userLookalike, names.userForgedShape]) nodeFs.utimesSync(join(dir, n), old, old);
 
     expect(await sweepAbandonedTemps(diskFs, dir)).toBe(2);
-    expect(nodeFs.readdirSync(dir).sort()).toEqual([names.live, names.parent, names.notOurs, names.user].sort());
+    const kept = [names.live, names.parent, names.notOurs, names.user, names.userLookalike, names.userLookalikeTree, names.userForgedShape];
+    expect(nodeFs.readdirSync(dir).sort()).toEqual(kept.sort());
   });
 
   test('once per directory per process: a later leftover waits for the next run (or gc)', async () => {
     const dead = deadPid();
+    const leftover = signedTempName('.tmp-a', dead);
     await writeFileAtomic(diskFs, join(dir, 'a'), 'a');
-    nodeFs.writeFileSync(join(dir, `.tmp-a-${dead}-0123456789ab`), 'x');
+    nodeFs.writeFileSync(join(dir, leftover), 'x');
     await writeFileAtomic(diskFs, join(dir, 'a'), 'b');
-    expect(nodeFs.readdirSync(dir).sort()).toEqual([`.tmp-a-${dead}-0123456789ab`, 'a']);
+    expect(nodeFs.readdirSync(dir).sort()).toEqual([leftover, 'a'].sort());
   });
 
-  test('the age rule: a day-old temporary file is abandoned whoever wrote it', () => {
-    const name = `.tmp-x-${process.ppid}-0123456789ab`;
+  test('the age rule: a day-old temporary file is abandoned whoever wrote it (if it is ours)', () => {
+    const name = signedTempName('.tmp-x', process.ppid);
     expect(isAbandonedTemp(name, Date.now())).toBe(false);
     expect(isAbandonedTemp(name, Date.now() - 25 * 3600_000)).toBe(true);
     expect(isAbandonedTemp('.tmp-no-pid', 0)).toBe(false);
+    // A user's file shaped like an old unsigned name: never, however old — except inside the
+    // store's own directories, where earlier versions' leftovers are swept.
+    expect(isAbandonedTemp(`.tmp-x-${process.ppid}-0123456789ab`, 0)).toBe(false);
+    expect(isAbandonedTemp(`.tmp-x-${process.ppid}-0123456789ab`, 0, Date.now(), { ownDirectory: true })).toBe(true);
   });
 });
 

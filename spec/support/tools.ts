@@ -45,3 +45,21 @@ export function describeWithTools(names: string[], title: string, fn: () => void
   // Reason for the skip: the referee tool is absent on this machine and tools are not required here.
   (ok ? describe : describe.skip)(`${title} [${names.join(', ')}]`, fn);
 }
+
+/** True when the tests run as root (owners applied on export, filesystems mounted). */
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * Returns true when running as root. Otherwise: throws when tools are required (CI runs as root,
+ * so a check that needs root can never silently stop checking), else warns and returns false so
+ * the caller can skip with `if (!requireRoot('why')) return;`.
+ */
+export function requireRoot(why: string): boolean {
+  if (isRoot()) return true;
+  if (toolsRequired()) throw new Error(`this check needs root (${why}) (CLOUDROOTFS_REQUIRE_TOOLS=1)`);
+  // eslint-disable-next-line no-console
+  console.warn(`skipping: needs root (${why})`);
+  return false;
+}

@@ -4,7 +4,10 @@ import { buildImage, type BuildImageResult, type BuiltLayer } from '../../build/
 import type { CopyMode } from '../../build/copy';
 import type { ImageType } from '../../build/builder';
 import { UsageError } from '../../errors';
-import { formatPlatform } from '../../image/platform';
+import { readDocumentFile } from '../../fs';
+import { formatPlatform, parsePlatform } from '../../image/platform';
+import { checkEncoding } from '../../compress';
+import { storeName } from '../../store/names';
 import type { Command, CommandContext } from '../command';
 import { print, printJson } from '../command';
 import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
@@ -90,7 +93,7 @@ export const buildCommand: Command = {
     if (type !== undefined && type !== 'kube-installer' && type !== 'app-installer') throw new UsageError(`--type must be kube-installer or app-installer (got ${JSON.stringify(type)})`);
     const epochText = o['source-date-epoch'] as string | undefined;
     if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`--source-date-epoch must be a number of seconds (got ${JSON.stringify(epochText)})`);
-    const platforms = ((o.platform as string[] | undefined) ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+    const platforms = ((o.platform as string[] | undefined) ?? []).flatMap((p) => p.split(',')).map((p) => p.trim());
     const quiet = !!o.quiet || !!o.json;
     const buildMode = o['build-mode'] as string | undefined;
     if (buildMode !== undefined && buildMode !== 'all' && buildMode !== 'lite') throw new UsageError(`--build-mode must be all or lite (got ${JSON.stringify(buildMode)})`);
@@ -104,9 +107,14 @@ export const buildCommand: Command = {
     if (network !== undefined && network !== 'none' && network !== 'host') throw new UsageError(`--network must be none or host (got ${JSON.stringify(network)})`);
     const levelText = o.level as string | undefined;
     if (levelText !== undefined && !/^\d+$/.test(levelText)) throw new UsageError(`--level must be a number (got ${JSON.stringify(levelText)})`);
+    // Everything the build will need is checked before it starts (and before the store opens).
+    checkEncoding({ compression, ...(levelText !== undefined ? { level: Number(levelText) } : {}) });
+    if (typeof o.tag === 'string') storeName(o.tag);
+    for (const p of platforms) parsePlatform(p);
+    limitsOf(ctx);
     const listFile = async (name: string) => {
       const file = o[name];
-      return typeof file === 'string' ? parseImageList(await ctx.fs.promises.readFile(resolve(file), 'utf8')) : undefined;
+      return typeof file === 'string' ? parseImageList(await readDocumentFile(ctx.fs, resolve(file), `--${name} file`)) : undefined;
     };
     const result = await buildImage({
       store: await openStore(ctx),

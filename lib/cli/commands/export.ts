@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { writeRootfsToDirectory } from '../../rootfs/io';
+import { checkDirectoryDestination, writeRootfsToDirectory } from '../../rootfs/io';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
 import { print } from '../command';
@@ -12,6 +12,8 @@ export const exportCommand: Command = {
   positionals: [2, 2],
   async run(ctx) {
     const [ref, out] = ctx.args.positionals;
+    // The destination is checked before the image is read and flattened (that may take a while).
+    await checkDirectoryDestination(ctx.fs, resolve(out), !!ctx.args.options.force);
     const image = await loadImage(ref, loadOptions(ctx));
     const rootfs = await image.flatten();
     await writeRootfsToDirectory(rootfs, resolve(out), { fs: ctx.fs, overwrite: !!ctx.args.options.force });

@@ -17,6 +17,10 @@ export const imagesCommand: Command = {
   positionals: [0, 0],
   async run(ctx) {
     const entries = await (await openStore(ctx)).list();
+    // A broken image is listed (marked) and explained on stderr; the others are listed as usual.
+    for (const e of entries) {
+      if (e.broken) ctx.stderr.write(`cloudrootfs: warning: ${e.familiar ?? e.digest} cannot be read: ${e.broken.message} [${e.broken.code}]\n`);
+    }
     if (ctx.args.options.json) {
       printJson(ctx, entries);
       return;
@@ -31,7 +35,7 @@ export const imagesCommand: Command = {
       e.id.replace(/^sha256:/, '').slice(0, 12),
       e.platforms.map(formatPlatform).join(',') || '-',
       when(e.created),
-      humanSize(e.size),
+      e.broken ? `BROKEN (${e.broken.code})` : humanSize(e.size),
     ]);
     print(ctx, table(['REPOSITORY', 'TAG', 'IMAGE ID', 'PLATFORM', 'CREATED', 'SIZE'], rows));
   },

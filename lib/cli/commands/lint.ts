@@ -1,6 +1,7 @@
 /** `cloudrootfs lint`: check a CloudRootfs directory or an image for what sealer would trip over. */
 import { resolve } from 'node:path';
 import { lintImage, lintRootfs, type LintReport } from '../../build/lint';
+import { InvalidReferenceError, NotFoundError } from '../../errors';
 import { lstatOrUndefined } from '../../fs';
 import { readRootfsFromDirectory } from '../../rootfs/io';
 import { ImageStore } from '../../store';
@@ -26,17 +27,26 @@ export const lintCommand: Command = {
   async run(ctx) {
     const [target] = ctx.args.positionals;
     const st = await lstatOrUndefined(ctx.fs, resolve(target));
+    // What is written as a path (`/x`, `./x`, `../x`, `.`) and is not there is a missing
+    // directory, not an image reference.
+    if (!st && /^(?:\/|\.{1,2}(?:\/|$))/.test(target)) throw new NotFoundError(target, 'directory');
     let report: LintReport;
     if (st?.isDirectory() && !(await lstatOrUndefined(ctx.fs, resolve(target, 'oci-layout')))) {
       const rootfs = await readRootfsFromDirectory(resolve(target), { fs: ctx.fs });
       report = await lintRootfs(rootfs, { platform: platformOption(ctx) });
     } else {
       const ref = st?.isDirectory() ? `oci:${target}` : target;
-      const parsed = parseImageRef(ref);
-      const image =
-        parsed.transport === 'store'
-          ? await (await ImageStore.open({ fs: ctx.fs, env: ctx.env })).loadImage(ref, platformOption(ctx))
-          : await loadImage(parsed, { fs: ctx.fs, platform: platformOption(ctx) });
+      const platform = platformOption(ctx);
+      const image = await (async () => {
+        const parsed = parseImageRef(ref);
+        return parsed.transport === 'store'
+          ? (await ImageStore.open({ fs: ctx.fs, env: ctx.env })).loadImage(ref, platform)
+          : loadImage(parsed, { fs: ctx.fs, platform });
+      })().catch((err) => {
+        // Neither an existing directory nor a valid reference: say what is missing.
+        if (!st && err instanceof InvalidReferenceError) throw new NotFoundError(target, 'directory or image');
+        throw err;
+      });
       report = await lintImage(image);
     }
     if (ctx.args.options.json) printJson(ctx, report);

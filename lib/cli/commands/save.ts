@@ -9,6 +9,7 @@ import type { Command } from '../command';
 import { print } from '../command';
 import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor } from '../progress';
+import { checkFileDestination } from '../../util/atomic';
 
 const FORMATS = ['oci-archive', 'docker-archive'] as const;
 
@@ -30,14 +31,16 @@ export const saveCommand: Command = {
     const format = (ctx.args.options.format as string | undefined) ?? 'oci-archive';
     if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
     const platform = platformOption(ctx);
+    const file = resolve(output);
+    // The archive's place is checked before any image is read.
+    await checkFileDestination(ctx.fs, file);
     const images: { target: Image | ImageIndex; name?: string }[] = [];
     for (const ref of ctx.args.positionals) {
       const parsed = parseImageRef(ref);
       let target = await loadTarget(parsed, loadOptions(ctx));
-      if (format === 'oci-archive' && platform) target = selectImage(target, platform);
+      if (format === 'oci-archive' && platform) target = selectImage(target, platform, ref);
       images.push({ target, ...(parsed.transport === 'store' ? { name: parsed.name } : {}) });
     }
-    const file = resolve(output);
     const progress = progressFor(ctx, `saving ${output}`);
     try {
       const options = { fs: ctx.fs, onProgress: progress.onProgress };

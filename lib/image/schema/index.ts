@@ -7,7 +7,7 @@
  * 2. the checks the schemas cannot express (./checks.ts): digest encodings, strict base64 in
  *    `data` against `size` and `digest`, `Env` entries, history vs `rootfs.diff_ids`.
  */
-import { SchemaValidationError, UsageError, type SchemaIssue } from '../../errors';
+import { CloudRootfsError, LimitExceededError, SchemaValidationError, UsageError, type SchemaIssue } from '../../errors';
 import { MEDIA_TYPES } from '../../media-types';
 import { semanticIssues, type SemanticCheckOptions } from './checks';
 import { OCI_DOCUMENT_KINDS, OCI_DOCUMENT_NAMES, schemaValidator, type OciDocumentKind } from './oci-schemas';
@@ -19,11 +19,38 @@ export { createAjv, createDraft04Ajv, issuesFromAjv } from './ajv';
 export { digestProblem, decodeStrictBase64 } from './checks';
 
 /**
+ * How deeply a document's arrays and objects may nest. Go's decoder allows 10,000 levels, but
+ * everything that walks a value recursively (JSON.stringify among them) runs out of stack near
+ * 5,000; no image document needs more than a handful, so a few hundred is plenty.
+ */
+export const MAX_JSON_NESTING = 256;
+
+/** The deepest nesting of arrays and objects in JSON text (strings skipped), in one pass. */
+export function jsonNesting(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/**
  * JSON from text or bytes. Bytes must be strict UTF-8; a BOM is not skipped (I-JSON, and what
- * Go's decoder accepts). Throws the decoder's or JSON.parse's error.
+ * Go's decoder accepts). Nesting deeper than MAX_JSON_NESTING is LimitExceededError; otherwise
+ * throws the decoder's or JSON.parse's error.
  */
 export function parseJsonText(input: string | Uint8Array): unknown {
   const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
+  const nesting = jsonNesting(text);
+  if (nesting > MAX_JSON_NESTING) throw new LimitExceededError('jsonNesting', MAX_JSON_NESTING, `a JSON document nested ${nesting} levels deep`);
   return JSON.parse(text);
 }
 
@@ -90,6 +117,7 @@ export function parseOciDocument<T = unknown>(
   try {
     value = parseJsonText(input);
   } catch (err) {
+    if (err instanceof CloudRootfsError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     const issue: SchemaIssue = { field: '', message: `is not valid UTF-8 JSON (${reason})` };
     if (options.file !== undefined) issue.file = options.file;

@@ -17,7 +17,7 @@ import { withAttributes, type Entry } from '../../entry';
 import { CloudRootfsError, DestinationExistsError, ImageNotFoundError, UnsupportedMediaTypeError, UsageError } from '../../errors';
 import { diskFs, type FileSystem } from '../../fs';
 import { Image, ImageIndex } from '../../image/image';
-import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../../image/platform';
+import { hostPlatform, normalizePlatform, parsePlatform, platformMatches, platformNotFound } from '../../image/platform';
 import { parseOciDocument } from '../../image/schema';
 import type { Descriptor, ImageIndexDocument, ImageManifest, Platform } from '../../image/types';
 import { writeTarget } from '../../image/write';
@@ -271,12 +271,7 @@ async function storeLocal(storage: DistributionStorage, ref: DockerReference, im
 }
 
 function noPlatform(image: string, platform: Platform, manifests: readonly Descriptor[]): CloudRootfsError {
-  const available = manifests.flatMap((m) => (m.platform ? [m.platform] : []));
-  return new CloudRootfsError(
-    'PLATFORM_NOT_FOUND',
-    `${image} has no image for platform ${formatPlatform(platform)} (have: ${available.map(formatPlatform).join(', ') || 'none'})`,
-    { image, platform, available },
-  );
+  return platformNotFound(platform, manifests.map((m) => m.platform), image);
 }
 
 /** Same bytes on every machine: directories 0755, files 0644 (the umask of the build must not matter). */
