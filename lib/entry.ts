@@ -108,7 +108,7 @@ export function directoryEntry(opts: AttributeOptions = {}): DirectoryEntry {
 
 export function symlinkEntry(target: string, opts: AttributeOptions = {}): SymlinkEntry {
   if (typeof target !== 'string' || target === '' || target.includes('\0')) {
-    throw new TypeError(`invalid symlink target ${JSON.stringify(target)}`);
+    throw new InvalidAttributeError('symlink target', JSON.stringify(target), 'must be a non-empty string without NUL');
   }
   return Object.freeze({ type: 'symlink', target, ...attrs(opts, DEFAULT_SYMLINK_MODE) });
 }
