@@ -10,6 +10,7 @@ import { print, printJson } from '../command';
 import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
 import { limitsOf } from '../limits';
 import { parseImageList } from '../../registry/embedded';
+import { REGISTRY_OPTIONS, registryAccess } from '../registry-options';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -51,7 +52,7 @@ export function describeBuild(result: BuildImageResult): string[] {
 
 export const buildCommand: Command = {
   name: 'build',
-  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
+  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--tls-verify=false] [--cert-dir DIR] [--registries-conf FILE] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
   options: [
     { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME:TAG', description: 'store the image under this name (without it, only digests are computed)' },
@@ -66,7 +67,7 @@ export const buildCommand: Command = {
     { name: 'ignored-image-list', type: 'string', placeholder: 'FILE', description: 'container images never to embed, one per line' },
     { name: 'build-mode', type: 'string', placeholder: 'all|lite', description: 'all: collect and embed container images (default); lite: embed none' },
     { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
-    { name: 'insecure', type: 'boolean', description: 'talk plain http to every registry (loopback hosts already do)' },
+    ...REGISTRY_OPTIONS,
     { name: 'offline', type: 'boolean', description: 'never contact a registry for container images' },
     { name: 'no-cache', type: 'boolean', description: 'do not use the build cache (every layer is made and compressed again)' },
     { name: 'cache-from', type: 'list', placeholder: 'docker://HOST/REPO:TAG', description: 'import a build cache exported to a registry (repeatable)' },
@@ -112,7 +113,7 @@ export const buildCommand: Command = {
       pull: pull as 'missing' | 'always' | 'never' | undefined,
       offline: !!o.offline,
       limits: limitsOf(ctx),
-      ...(o.insecure ? { registry: { insecure: true } } : {}),
+      registry: registryAccess(ctx),
       ...(o['no-cache'] ? { cache: false } : {}),
       cacheFrom: (o['cache-from'] as string[] | undefined) ?? [],
       cacheTo: o['cache-to'] as string | undefined,
