@@ -54,7 +54,8 @@ function runHelper(name: string, action: 'get' | 'store' | 'erase', input: strin
   return new Promise((resolve, reject) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(program, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      // An environment given without PATH (a test's, an SDK caller's) still finds helpers on ours.
+      child = spawn(program, [action], { env: env.PATH === undefined ? { ...env, PATH: process.env.PATH } : env, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (err) {
       reject(notRunnable(name, action, err));
       return;
