@@ -10,7 +10,10 @@
  *   compressed again: checked);
  * - 100k-entry Rootfs operations (bench/rootfs-ops.js);
  * - what the RUN sandbox adds per RUN, and to writing the fixture for a RUN (bench/run-exec.js);
- * - push to a loopback docker-registry against `skopeo copy` of the same stored image.
+ * - push to a loopback docker-registry against `skopeo copy` of the same stored image;
+ * - pull from a loopback docker-registry into a new store (`cloudrootfs pull`: every blob hashed,
+ *   every layer gunzipped, its diff_id and tar checked) against `skopeo copy docker://… oci:…`
+ *   of the same image (blobs hashed only), in the same runs.
  *
  * Every figure is the median of --runs whole-process runs, interleaved so that load from other
  * processes spreads over all rows; wall and CPU time and peak RSS come from /usr/bin/time -v.
@@ -24,7 +27,7 @@
  *   npm run bench -- --nice -10            # every measured command under nice (a busy machine)
  *   CLOUDROOTFS_DIST=/other/dist node bench/run.js --no-install
  *
- * Sections (--only): build, tools, rebuild, rootfs, run, push.
+ * Sections (--only): build, tools, rebuild, rootfs, run, push, pull.
  */
 'use strict';
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
@@ -393,6 +396,45 @@ async function runPush(runs, results) {
   }
 }
 
+/**
+ * Pull the bench image from a loopback registry (pushed there once) into a new store with
+ * cloudrootfs, and into a new OCI layout with skopeo; the two take turns going first. Each output
+ * is removed after its run, so no run finds a blob an earlier one wrote.
+ */
+async function runPull(runs, results) {
+  const store = path.join(WORK, 'store-default-0');
+  if (!fs.existsSync(store)) throw new Error('pull needs the build section (its first store)');
+  const registry = await startRegistry('registry-pull');
+  try {
+    const ref = `docker://${registry.host}/bench/pull:v1`;
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${store}:docker.io/library/bench:v1`, ref]);
+    for (let i = 0; i < runs; i++) {
+      log(`pull run ${i + 1}/${runs} (load ${loadAverage()})`);
+      const ourStore = path.join(WORK, `pull-store-${i}`);
+      const layout = path.join(WORK, `pull-layout-${i}`);
+      const ours = () => {
+        rm(ourStore);
+        (results.rows['pull-ours'] ??= []).push(timed(cli(['pull', '-q', '--store', ourStore, ref])));
+        rm(ourStore);
+      };
+      const skopeo = () => {
+        rm(layout);
+        (results.rows['pull-skopeo'] ??= []).push(timed(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', ref, `oci:${layout}:v1`]));
+        rm(layout);
+      };
+      if (i % 2 === 0) {
+        ours();
+        skopeo();
+      } else {
+        skopeo();
+        ours();
+      }
+    }
+  } finally {
+    await registry.stop();
+  }
+}
+
 // --------------------------------------------------------------------------------------- report
 
 const LABELS = {
@@ -411,6 +453,8 @@ const LABELS = {
   'ours-onefile': 'cloudrootfs rebuild, one file of etc/ changed',
   'push-ours': 'cloudrootfs push (loopback registry)',
   'push-skopeo': '`skopeo copy` oci: → registry',
+  'pull-ours': 'cloudrootfs pull registry → new store (every layer checked)',
+  'pull-skopeo': '`skopeo copy` registry → oci: (blobs hashed)',
 };
 
 function summarize(results) {
@@ -450,7 +494,7 @@ function targets(s, results) {
     t('fastest setting no slower than umoci', r <= 1, `${fmt(r, 3)}× the time (CPU ${fmt(s['ours-cold-fast'].cpu / s.umoci.cpu, 2)}×)`);
     t('fastest setting output ≤ 1.05 × umoci', sz <= 1.05, `${fmt(sz, 3)}× the size`);
   }
-  const rss = Math.max(...['ours-cold', 'ours-cold-fast', 'ours-nochange', 'ours-onefile', 'push-ours'].filter((n) => s[n]).map((n) => s[n].rss));
+  const rss = Math.max(...['ours-cold', 'ours-cold-fast', 'ours-nochange', 'ours-onefile', 'push-ours', 'pull-ours'].filter((n) => s[n]).map((n) => s[n].rss));
   if (Number.isFinite(rss)) t('peak RSS ≤ 200 MiB', rss <= 200, `${fmt(rss, 0)} MiB`);
   if (s['ours-nochange'] && s['ours-cold']) {
     const r = s['ours-nochange'].wall / s['ours-cold'].wall;
@@ -472,6 +516,10 @@ function targets(s, results) {
     const r = s['push-ours'].wall / s['push-skopeo'].wall;
     t('push at least as fast as skopeo copy', r <= 1, `${fmt(r, 3)}× skopeo's time`);
   }
+  if (s['pull-ours'] && s['pull-skopeo']) {
+    const r = s['pull-ours'].wall / s['pull-skopeo'].wall;
+    t('pull into the store ≤ 2.0 × skopeo copy to a layout', r <= 2, `${fmt(r, 3)}× skopeo's time (CPU ${fmt(s['pull-ours'].cpu / s['pull-skopeo'].cpu, 2)}×)`);
+  }
   return out;
 }
 
@@ -491,7 +539,7 @@ function markdown(results) {
     const r = s[name];
     if (!r) continue;
     lines.push(
-      `| ${LABELS[name].replace(/\|/g, '\\|')} | ${fmt(r.wall)} | ${fmt(r.spread)} | ${fmt(r.cpu)} | ${fmt(r.rss, 0)} | ${r.size ? fmt(r.size / MB, 1) : '–'} | ${base && !name.startsWith('push') ? fmt(r.wall / base, 3) : '–'} | ${s.umoci && !name.startsWith('push') ? fmt(r.wall / s.umoci.wall, 3) : '–'} | ${s.umoci && !name.startsWith('push') ? fmt(r.cpu / s.umoci.cpu, 3) : '–'} |`,
+      `| ${LABELS[name].replace(/\|/g, '\\|')} | ${fmt(r.wall)} | ${fmt(r.spread)} | ${fmt(r.cpu)} | ${fmt(r.rss, 0)} | ${r.size ? fmt(r.size / MB, 1) : '–'} | ${base && !/^pu(sh|ll)-/.test(name) ? fmt(r.wall / base, 3) : '–'} | ${s.umoci && !/^pu(sh|ll)-/.test(name) ? fmt(r.wall / s.umoci.wall, 3) : '–'} | ${s.umoci && !/^pu(sh|ll)-/.test(name) ? fmt(r.cpu / s.umoci.cpu, 3) : '–'} |`,
     );
   }
   if (results.rootfs) {
@@ -549,6 +597,7 @@ async function main() {
     if (only('rootfs')) runRootfsOps(results);
     if (only('run')) runRunExec(fixture, results);
     if (only('push') && only('build')) await runPush(args.runs, results);
+    if (only('pull') && only('build')) await runPull(args.runs, results);
   } finally {
     results.loadAfter = loadAverage();
     rm(WORK);

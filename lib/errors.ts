@@ -31,6 +31,11 @@ export type ErrorCode =
   | 'REGISTRY_ERROR'
   | 'AUTH_FAILED'
   | 'NETWORK_ERROR'
+  | 'TIMEOUT'
+  | 'TLS_ERROR'
+  | 'CREDENTIAL_HELPER'
+  | 'REGISTRY_CONFIG'
+  | 'REGISTRY_BLOCKED'
   | 'LOCK_TIMEOUT'
   | 'SANDBOX_UNAVAILABLE'
   | 'UNSUPPORTED'
@@ -301,6 +306,50 @@ export class AuthError extends CloudRootfsError {
 export class NetworkError extends CloudRootfsError {
   constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
     super('NETWORK_ERROR', message, details, options);
+  }
+}
+
+// --- registry reach: timeouts, TLS, credential helpers, configuration ----------------------------
+
+/**
+ * A registry request made no progress for too long: no connection within the connect timeout,
+ * or nothing (or too little) sent or received within the stall timeout. `details.phase` says
+ * where: `connect`, `response` (waiting for the answer), `body` (reading it) or `upload`.
+ */
+export class TimeoutError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('TIMEOUT', message, details, options);
+  }
+}
+
+/** The TLS handshake with a registry failed: an untrusted or mismatched certificate, a refused client certificate. */
+export class TlsError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super('TLS_ERROR', message, details, options);
+  }
+}
+
+/**
+ * A `docker-credential-*` helper failed, is missing, or answered something unreadable. The
+ * message never holds a secret: only the helper's own error text, with any secret removed.
+ */
+export class CredentialHelperError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('CREDENTIAL_HELPER', message, details);
+  }
+}
+
+/** A registry configuration file (registries.conf, a certs.d directory, a proxy setting) is invalid. */
+export class RegistryConfigError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('REGISTRY_CONFIG', message, details);
+  }
+}
+
+/** registries.conf blocks pulls from this registry (`blocked = true`). */
+export class RegistryBlockedError extends CloudRootfsError {
+  constructor(readonly registry: string, sources: string) {
+    super('REGISTRY_BLOCKED', `registry ${registry} is blocked in ${sources}`, { registry, sources });
   }
 }
 

@@ -1,19 +1,25 @@
 /**
  * Credentials in docker `config.json` / containers `auth.json` files:
- * `{"auths": {"<host>": {"auth": base64("user:pass")}}}` (or `username`/`password` fields).
- * Credential helpers (`credsStore`, `credHelpers`) and identity tokens are not supported: such
- * entries are skipped, never guessed at.
+ * `{"auths": {"<host>": {"auth": base64("user:pass")}}}` (or `username`/`password` fields), and
+ * the credential helpers such a file names: `credHelpers` (per registry) and `credsStore` (for
+ * every other registry), which hold the secrets themselves (cred-helpers.ts).
  *
- * Lookup order, first file with an entry for the host wins (as skopeo does):
- * `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
- * `$DOCKER_CONFIG/config.json` (else `~/.docker/config.json`).
- * Writes go to the explicit file, else `$REGISTRY_AUTH_FILE`, else the docker config.
+ * Lookup order, first file with credentials for the host wins (as skopeo does, plus docker's
+ * `credsStore`): `$REGISTRY_AUTH_FILE`; `$XDG_RUNTIME_DIR/containers/auth.json` (without
+ * XDG_RUNTIME_DIR: `/run/containers/$UID/auth.json`); `$XDG_CONFIG_HOME/containers/auth.json`
+ * (else `~/.config/containers/auth.json`); `$DOCKER_CONFIG/config.json` (else
+ * `~/.docker/config.json`). In one file: `credHelpers[host]`, then `auths`, then `credsStore`.
+ * Identity tokens are refused with a clear error, never guessed at.
+ *
+ * Writes go to the explicit file, else `$REGISTRY_AUTH_FILE`, else the docker config; through
+ * the file's helper for the host (`credHelpers`, else `credsStore`) when it names one.
  */
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { AuthError, NotFoundError, UsageError } from '../errors';
 import { diskFs, readDocumentFile, type FileSystem } from '../fs';
 import { writeFileAtomic } from '../util/atomic';
+import { IDENTITY_TOKEN_USERNAME, helperErase, helperGet, helperStore } from './cred-helpers';
 
 export interface RegistryCredentials {
   username: string;
@@ -27,7 +33,15 @@ export interface AuthFileOptions {
   /** Environment to read `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`, `DOCKER_CONFIG`, `HOME` from. */
   env?: NodeJS.ProcessEnv;
   homeDir?: string;
+  /**
+   * registries.conf's `credential-helpers`: `containers-auth.json` for the auth files, any other
+   * name for `docker-credential-NAME` (default: the auth files only).
+   */
+  credentialHelpers?: readonly string[];
 }
+
+/** The `credential-helpers` entry that stands for the auth files (containers-auth.json(5)). */
+export const AUTH_FILES_HELPER = 'containers-auth.json';
 
 interface AuthEntry {
   auth?: string;
@@ -38,6 +52,8 @@ interface AuthEntry {
 
 interface AuthFileJson {
   auths?: Record<string, AuthEntry>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
   [key: string]: unknown;
 }
 
@@ -62,6 +78,9 @@ export function authFileCandidates(options: AuthFileOptions = {}): string[] {
   const files: string[] = [];
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
   if (env.XDG_RUNTIME_DIR) files.push(nodePath.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  else if (typeof process.getuid === 'function') files.push(`/run/containers/${process.getuid()}/auth.json`);
+  const configHome = env.XDG_CONFIG_HOME || nodePath.join(homeOf({ ...options, env }), '.config');
+  files.push(nodePath.join(configHome, 'containers', 'auth.json'));
   files.push(dockerConfigPath(options));
   return [...new Set(files)];
 }
@@ -131,42 +150,107 @@ export async function readAuthFile(fs: FileSystem, path: string): Promise<AuthFi
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new AuthError(`auth file ${path} must hold a JSON object`, undefined, [], { file: path });
   }
-  const auths = (json as AuthFileJson).auths;
+  const { auths, credHelpers, credsStore } = json as AuthFileJson;
   if (auths !== undefined && (typeof auths !== 'object' || auths === null || Array.isArray(auths))) {
     throw new AuthError(`auth file ${path}: "auths" must be an object`, undefined, [], { file: path });
+  }
+  if (credHelpers !== undefined && (typeof credHelpers !== 'object' || credHelpers === null || Array.isArray(credHelpers) || Object.values(credHelpers).some((v) => typeof v !== 'string'))) {
+    throw new AuthError(`auth file ${path}: "credHelpers" must map registries to helper names`, undefined, [], { file: path });
+  }
+  if (credsStore !== undefined && typeof credsStore !== 'string') {
+    throw new AuthError(`auth file ${path}: "credsStore" must be a helper name`, undefined, [], { file: path });
   }
   return json as AuthFileJson;
 }
 
-/** Credentials for `registry` (host[:port]) from the first auth file that has them. */
-export async function findCredentials(
-  registry: string,
-  options: AuthFileOptions = {},
-): Promise<(RegistryCredentials & { file: string }) | undefined> {
+/** Where credentials were found. */
+export interface FoundCredentials extends RegistryCredentials {
+  /** The auth file that had them, or that named the helper. */
+  file?: string;
+  /** The credential helper that gave them. */
+  helper?: string;
+}
+
+/** The names a helper may have stored a registry under: docker's key for Docker Hub, then the host. */
+function helperServers(registry: string): string[] {
+  return normalizeAuthHost(registry) === 'docker.io' ? [DOCKER_HUB_AUTH_KEY, 'docker.io'] : [registry];
+}
+
+/** The helper a file's `credHelpers` names for the host (exact key first, then by host). */
+function credHelperFor(json: AuthFileJson, registry: string): string | undefined {
+  const helpers = json.credHelpers;
+  if (!helpers) return undefined;
+  if (Object.prototype.hasOwnProperty.call(helpers, registry) && helpers[registry]) return helpers[registry];
+  const host = normalizeAuthHost(registry);
+  for (const [key, helper] of Object.entries(helpers)) if (helper && authKeyHost(key) === host) return helper;
+  return undefined;
+}
+
+async function fromHelper(helper: string, registry: string, env: NodeJS.ProcessEnv, file?: string): Promise<FoundCredentials | undefined> {
+  for (const server of helperServers(registry)) {
+    const got = await helperGet(helper, server, env);
+    if (!got) continue;
+    if (got.username === IDENTITY_TOKEN_USERNAME) {
+      throw new AuthError(
+        `docker-credential-${helper} holds an identity token for ${registry}; identity (OAuth2 refresh) tokens are not supported: store a user name and password or access token instead`,
+        undefined,
+        [],
+        { helper, registry },
+      );
+    }
+    return { username: got.username, password: got.secret, helper, ...(file ? { file } : {}) };
+  }
+  return undefined;
+}
+
+/** Credentials for `registry` (host[:port]) from the auth files and their helpers, or registries.conf's helpers. */
+export async function findCredentials(registry: string, options: AuthFileOptions = {}): Promise<FoundCredentials | undefined> {
+  const env = options.env ?? process.env;
+  for (const helper of options.credentialHelpers?.length ? options.credentialHelpers : [AUTH_FILES_HELPER]) {
+    const found = helper === AUTH_FILES_HELPER ? await findInAuthFiles(registry, options, env) : await fromHelper(helper, registry, env);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+async function findInAuthFiles(registry: string, options: AuthFileOptions, env: NodeJS.ProcessEnv): Promise<FoundCredentials | undefined> {
   const fs = options.fs ?? diskFs;
   const host = normalizeAuthHost(registry);
   for (const file of authFileCandidates(options)) {
     const json = await readAuthFile(fs, file);
-    const auths = json?.auths;
-    if (!auths) continue;
-    // An exact key beats a normalized one (`https://host/` vs `host`).
-    const exact = Object.prototype.hasOwnProperty.call(auths, registry) ? decodeAuthEntry(auths[registry]) : undefined;
-    if (exact) return { ...exact, file };
-    for (const [key, entry] of Object.entries(auths)) {
-      if (authKeyHost(key) !== host) continue;
-      const creds = decodeAuthEntry(entry);
-      if (creds) return { ...creds, file };
+    if (!json) continue;
+    const helper = credHelperFor(json, registry);
+    if (helper) {
+      const found = await fromHelper(helper, registry, env, file);
+      if (found) return found;
+    }
+    const auths = json.auths;
+    if (auths) {
+      // An exact key beats a normalized one (`https://host/` vs `host`).
+      const exact = Object.prototype.hasOwnProperty.call(auths, registry) ? decodeAuthEntry(auths[registry]) : undefined;
+      if (exact) return { ...exact, file };
+      for (const [key, entry] of Object.entries(auths)) {
+        if (authKeyHost(key) !== host) continue;
+        const creds = decodeAuthEntry(entry);
+        if (creds) return { ...creds, file };
+      }
+    }
+    if (json.credsStore) {
+      const found = await fromHelper(json.credsStore, registry, env, file);
+      if (found) return found;
     }
   }
   return undefined;
 }
 
-/** Stores credentials for `registry`, replacing any entry for the same host; returns the file written. */
-export async function storeCredentials(
-  registry: string,
-  credentials: RegistryCredentials,
-  options: AuthFileOptions = {},
-): Promise<string> {
+/** Where `login` puts credentials: the auth file, and the helper it names for the host (if any). */
+export interface StoredCredentials {
+  file: string;
+  helper?: string;
+}
+
+/** Stores credentials for `registry`: in the file's helper for it when it names one, else in the file. */
+export async function saveCredentials(registry: string, credentials: RegistryCredentials, options: AuthFileOptions = {}): Promise<StoredCredentials> {
   if (!credentials.username || credentials.username.includes(':')) {
     throw new UsageError('a registry username must be non-empty and must not contain ":"');
   }
@@ -175,20 +259,6 @@ export async function storeCredentials(
   const json: AuthFileJson = (await readAuthFile(fs, file)) ?? {};
   const auths: Record<string, AuthEntry> = { ...(json.auths ?? {}) };
   const host = normalizeAuthHost(registry);
-  for (const key of Object.keys(auths)) if (authKeyHost(key) === host) delete auths[key];
-  auths[host === 'docker.io' ? DOCKER_HUB_AUTH_KEY : registry] = encodeAuthEntry(credentials);
-  await writeAuthFile(fs, file, { ...json, auths });
-  return file;
-}
-
-/** Removes every host-wide entry for `registry`; true when something was removed. */
-export async function removeCredentials(registry: string, options: AuthFileOptions = {}): Promise<boolean> {
-  const fs = options.fs ?? diskFs;
-  const file = authFileForWrite(options);
-  const json = await readAuthFile(fs, file);
-  if (!json?.auths) return false;
-  const host = normalizeAuthHost(registry);
-  const auths = { ...json.auths };
   let removed = false;
   for (const key of Object.keys(auths)) {
     if (authKeyHost(key) === host) {
@@ -196,8 +266,48 @@ export async function removeCredentials(registry: string, options: AuthFileOptio
       removed = true;
     }
   }
-  if (removed) await writeAuthFile(fs, file, { ...json, auths });
-  return removed;
+  const helper = credHelperFor(json, registry) ?? json.credsStore;
+  if (helper) {
+    await helperStore(helper, helperServers(registry)[0], credentials.username, credentials.password, options.env ?? process.env);
+    // The secret lives in the helper: no plain-text copy stays behind.
+    if (removed) await writeAuthFile(fs, file, { ...json, auths });
+    return { file, helper };
+  }
+  auths[host === 'docker.io' ? DOCKER_HUB_AUTH_KEY : registry] = encodeAuthEntry(credentials);
+  await writeAuthFile(fs, file, { ...json, auths });
+  return { file };
+}
+
+/** Stores credentials for `registry` (see saveCredentials); returns the auth file. */
+export async function storeCredentials(registry: string, credentials: RegistryCredentials, options: AuthFileOptions = {}): Promise<string> {
+  return (await saveCredentials(registry, credentials, options)).file;
+}
+
+/** Removes every host-wide entry for `registry`, and erases it from the file's helper; true when something was removed. */
+export async function removeCredentials(registry: string, options: AuthFileOptions = {}): Promise<boolean> {
+  const fs = options.fs ?? diskFs;
+  const file = authFileForWrite(options);
+  const json = await readAuthFile(fs, file);
+  if (!json) return false;
+  let removed = false;
+  const helper = credHelperFor(json, registry) ?? json.credsStore;
+  if (helper) {
+    for (const server of helperServers(registry)) {
+      if (await helperErase(helper, server, options.env ?? process.env)) removed = true;
+    }
+  }
+  if (!json.auths) return removed;
+  const host = normalizeAuthHost(registry);
+  const auths = { ...json.auths };
+  let edited = false;
+  for (const key of Object.keys(auths)) {
+    if (authKeyHost(key) === host) {
+      delete auths[key];
+      edited = true;
+    }
+  }
+  if (edited) await writeAuthFile(fs, file, { ...json, auths });
+  return removed || edited;
 }
 
 /** Temp file in the same directory, mode 0600, then rename: readers never see half a file. */

@@ -10,6 +10,7 @@ import { AuthError, CloudRootfsError } from '../errors';
 import type { RegistryCredentials } from './auth-file';
 import { parseChallenges, type AuthChallenge } from './challenge';
 import { readCapped } from './http';
+import type { RegistryResponse } from './transport';
 
 /**
  * Largest token-server answer read (a JWT is a few KiB). The realm is whatever the registry's
@@ -57,7 +58,7 @@ interface CachedToken {
 }
 
 /** Fetches a URL for the token flow (the client's retrying transport, without registry auth). */
-export type TokenFetcher = (url: string, headers: Record<string, string>) => Promise<Response>;
+export type TokenFetcher = (url: string, headers: Record<string, string>) => Promise<RegistryResponse>;
 
 export interface RegistryAuthOptions {
   registry: string;
@@ -108,7 +109,7 @@ export class RegistryAuth {
    * Called on a 401. Learns the challenge and forgets the token that failed; returns true when a
    * second attempt can send something better, false when it would only fail the same way.
    */
-  async onUnauthorized(response: Response, scopes: readonly RepositoryScope[], sent: string | undefined): Promise<boolean> {
+  async onUnauthorized(response: RegistryResponse, scopes: readonly RepositoryScope[], sent: string | undefined): Promise<boolean> {
     const challenges = parseChallenges(response.headers.get('www-authenticate'));
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
     const basic = challenges.find((c) => c.scheme === 'basic');
@@ -179,7 +180,7 @@ export class RegistryAuth {
     const started = this.now();
     const res = await this.options.fetchToken(url.toString(), headers);
     if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel().catch(() => undefined);
+      await res.cancel().catch(() => undefined);
       throw new AuthError(
         creds
           ? `the token server for ${this.options.registry} rejected the credentials of ${JSON.stringify(creds.username)}`

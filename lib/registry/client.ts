@@ -1,15 +1,20 @@
 /**
- * A client for the OCI distribution API (docs/reference/oci.md#distribution-api) on Node's own fetch. It streams every blob in
- * both directions, hashes what it moves, and only ever buffers manifests (capped) and, in chunked
- * uploads, one chunk. Streamed upload bodies go over node:http(s) instead of fetch, because
- * undici's fetch keeps a streamed request body in memory until the request ends (stream-request.ts).
+ * A client for the OCI distribution API (docs/reference/oci.md#distribution-api) over node:http(s)
+ * (transport.ts: any port, per-registry TLS, proxies, connect and stall timeouts). It streams
+ * every blob in both directions, hashes what it moves, and only ever buffers manifests (capped)
+ * and, in chunked uploads, one chunk.
  *
  * Transport rules:
- * - `http://` for `insecure: true` and, unless `insecure: false`, for loopback hosts; else `https://`.
- * - Auth: anonymous until a 401 names the scheme; Basic or Bearer tokens (see ./auth.ts).
- * - Idempotent requests retry on 408/429/5xx and dropped connections with exponential backoff and
- *   jitter, honouring `Retry-After`. A blob upload retries as a whole: a new upload session and a
- *   fresh `source.open()`. A blob download that drops mid-body resumes with a `Range` request.
+ * - The scheme, TLS verification and the fall back to plain http follow endpoint.ts (skopeo's
+ *   `--tls-verify`, registries.conf `insecure`, loopback hosts); a client that falls back stays
+ *   on http.
+ * - Auth: anonymous until a 401 names the scheme; Basic or Bearer tokens (see ./auth.ts), with
+ *   credentials from the options, credential helpers or auth files (./auth-file.ts).
+ * - Idempotent requests retry on 408/429/5xx, dropped connections and stalls with exponential
+ *   backoff and jitter, honouring `Retry-After`; one operation's attempts share one budget of
+ *   `retries`, so a stalled registry fails within a bound. A blob upload retries as a whole: a
+ *   new upload session and a fresh `source.open()`. A blob download that drops mid-body resumes
+ *   with a `Range` request.
  * - Redirects (blob storage) are followed by hand; `Authorization` is only ever sent to the
  *   registry's own origin.
  */
@@ -24,6 +29,8 @@ import {
   NetworkError,
   RegistryError,
   SizeMismatchError,
+  TimeoutError,
+  TlsError,
   UnsupportedMediaTypeError,
   UsageError,
 } from '../errors';
@@ -49,13 +56,18 @@ import {
   useHttp,
   withQuery,
 } from './http';
-import { streamRequest } from './stream-request';
-import { Meter, blobHeaders, rechunk, trackedBody, webStream } from './upload-body';
+import { planEndpoint, type EndpointPlan } from './endpoint';
+import type { RegistryOptions } from './options';
+import { loadRegistriesConf, type LoadedRegistriesConf } from './registries-conf';
+import type { RegistryResponse } from './transport';
+import { Meter, blobHeaders, rechunk, trackedBody } from './upload-body';
 import {
   DEFAULT_RETRY_POLICY,
   describeNetworkFailure,
   isNetworkFailure,
+  isPlainHttpAnswer,
   isRetryableStatus,
+  isTlsFailure,
   parseRetryAfter,
   retryDelay,
   sleep,
@@ -74,45 +86,26 @@ export const DEFAULT_MANIFEST_ACCEPT: readonly string[] = [
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 const MAX_REDIRECTS = 10;
+/** Bytes a broken download must have moved since its last failure to be resumed with a fresh retry budget. */
+const RESUME_PROGRESS_BYTES = 1 << 20;
 const MAX_TAG_PAGES = 10_000;
 
-export interface RegistryClientOptions {
+/** A client's options: how to reach registries (RegistryOptions), for one registry. */
+export interface RegistryClientOptions extends RegistryOptions {
   /** `host[:port]`; `docker.io` (and its aliases) talks to `registry-1.docker.io`. */
   registry: string;
-  /** true: plain http; false: always https; unset: http only for loopback hosts. */
-  insecure?: boolean;
-  /** Explicit credentials; when absent they are looked up in the auth file(s) on first need. */
-  credentials?: RegistryCredentials;
-  /** Auth file to read instead of the default search list; `false` reads none (anonymous). */
-  authFile?: string | false;
-  /** Extra attempts after the first for transient failures (default 4). */
-  retries?: number;
-  /** First backoff step in ms (default 250); doubles per attempt, with jitter. */
-  retryBaseDelayMs?: number;
-  /** Cap for one wait, backoff or `Retry-After`, in ms (default 30000). */
-  maxRetryDelayMs?: number;
-  /**
-   * The fetch to use for every request (tests, proxies). By default the global fetch serves all
-   * requests except streamed blob uploads, which use node:http(s) to keep memory flat; a fetch
-   * given here also carries those (as pull-based web streams with `duplex: 'half'`).
-   */
-  fetch?: typeof fetch;
-  userAgent?: string;
   maxManifestBytes?: number;
-  /** Filesystem and environment for auth-file discovery. */
-  fs?: FileSystem;
-  env?: NodeJS.ProcessEnv;
-  homeDir?: string;
   /** Clock for token expiry (tests). */
   now?: () => number;
-  /**
-   * Hash every uploaded blob here too, even when its digest is known (default false). The
-   * registry computes the digest of what it receives and refuses to commit a blob whose bytes do
-   * not match the digest it is given (distribution spec: 400 DIGEST_INVALID), which is reported
-   * as a DigestMismatchError; hashing here as well only costs the pusher's CPU (~0.7 ms per MiB,
-   * 160 ms of a 221 MB push). Turn it on for a registry that does not check.
-   */
-  verifyUploads?: boolean;
+}
+
+/**
+ * What clients of one call share (a RegistryClientPool's): registries.conf, read once, and, for
+ * a mirror, its own `insecure`.
+ */
+export interface ClientContext {
+  conf?: Promise<LoadedRegistriesConf>;
+  endpointInsecure?: boolean;
 }
 
 /** A blob to upload. `open()` may be called more than once: every retry starts over. */
@@ -181,6 +174,11 @@ export interface PingResult {
 /** A request's body: replayable bytes, or a factory for a stream that can be sent once. */
 type RequestBody = Uint8Array | (() => AsyncIterable<Buffer>);
 
+/** Attempts one operation has used: every retry of it, at any level, draws from one budget. */
+interface RetryBudget {
+  used: number;
+}
+
 interface SendRequest {
   method: string;
   url: string;
@@ -194,6 +192,8 @@ interface SendRequest {
   /** false for the token server: no registry credentials, no challenge handling. */
   registryAuth?: boolean;
   signal?: AbortSignal;
+  /** Shared with the operation's other requests (default: this request's own). */
+  budget?: RetryBudget;
 }
 
 interface UploadSession {
@@ -203,31 +203,34 @@ interface UploadSession {
 
 export class RegistryClient {
   readonly registry: string;
-  /** `http://host[:port]` or `https://…`, no trailing slash. */
-  readonly baseUrl: string;
-  private readonly origin: string;
+  private readonly host: string;
+  private scheme: 'https' | 'http';
+  /** The scheme is decided (no fall back to http pending). */
+  private schemeSettled = false;
+  private probe: Promise<void> | undefined;
   private readonly policy: RetryPolicy;
-  private readonly fetchImpl: typeof fetch;
   private readonly userAgent: string;
   private readonly maxManifestBytes: number;
   private readonly auth: RegistryAuth;
+  private plan: Promise<EndpointPlan> | undefined;
   private credentialsPromise: Promise<RegistryCredentials | undefined> | undefined;
 
-  constructor(private readonly options: RegistryClientOptions) {
+  constructor(
+    private readonly options: RegistryClientOptions,
+    private readonly context: ClientContext = {},
+  ) {
     const registry = options.registry?.trim();
     if (!registry || !/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?$/.test(registry)) {
       throw new InvalidReferenceError(String(options.registry), 'a registry must be host[:port]');
     }
     this.registry = registry;
-    const scheme = useHttp(registry, options.insecure) ? 'http' : 'https';
-    this.baseUrl = `${scheme}://${apiHost(registry)}`;
-    this.origin = new URL(this.baseUrl).origin;
+    this.host = apiHost(registry);
+    this.scheme = options.insecure === true ? 'http' : 'https';
     this.policy = {
       retries: options.retries ?? DEFAULT_RETRY_POLICY.retries,
       baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_POLICY.baseDelayMs,
       maxDelayMs: options.maxRetryDelayMs ?? DEFAULT_RETRY_POLICY.maxDelayMs,
     };
-    this.fetchImpl = options.fetch ?? fetch;
     this.userAgent = options.userAgent ?? 'cloudrootfs-registry-client';
     this.maxManifestBytes = options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     this.auth = new RegistryAuth({
@@ -237,6 +240,23 @@ export class RegistryClient {
         this.send({ method: 'GET', url, headers, scopes: [], retry: true, followRedirects: true, registryAuth: false }),
       now: options.now,
     });
+  }
+
+  /**
+   * `https://host[:port]` or `http://…`, no trailing slash: the scheme in use (a client that
+   * may fall back to http starts on https and settles with its first request).
+   */
+  get baseUrl(): string {
+    return `${this.scheme}://${this.host}`;
+  }
+
+  private get origin(): string {
+    return new URL(this.baseUrl).origin;
+  }
+
+  /** Closes idle connections (they close by themselves otherwise, and never keep a process alive). */
+  close(): void {
+    void this.plan?.then((p) => p.transport.close(), () => undefined);
   }
 
   /** Token requests made so far (to check the token cache). */
@@ -282,17 +302,18 @@ export class RegistryClient {
     this.checkRepo(repo);
     const { algorithm } = parseDigest(digest);
     const hasher = createDigestHasher(algorithm); // fails early for algorithms we cannot check
-    const res = await this.openBlob(repo, digest, 0, options.signal);
+    const budget: RetryBudget = { used: 0 };
+    const res = await this.openBlob(repo, digest, 0, options.signal, budget);
     const length = contentLength(res);
     if (options.expectedSize !== undefined && length !== undefined && length !== options.expectedSize) {
       await discard(res);
       throw new SizeMismatchError(options.expectedSize, length, `blob ${digest}`);
     }
-    return Readable.from(this.blobChunks(repo, digest, res, hasher, options), { objectMode: false, highWaterMark: IO_CHUNK });
+    return Readable.from(this.blobChunks(repo, digest, res, hasher, options, budget), { objectMode: false, highWaterMark: IO_CHUNK });
   }
 
   /** GET (optionally from `offset` with a Range) following redirects; 200/206 or a typed error. */
-  private async openBlob(repo: string, digest: string, offset: number, signal?: AbortSignal): Promise<Response> {
+  private async openBlob(repo: string, digest: string, offset: number, signal?: AbortSignal, budget?: RetryBudget): Promise<RegistryResponse> {
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
     if (offset > 0) headers.range = `bytes=${offset}-`;
     const res = await this.send({
@@ -303,6 +324,7 @@ export class RegistryClient {
       retry: true,
       followRedirects: true,
       signal,
+      budget,
     });
     if (res.status === 200) return res;
     if (offset > 0 && res.status === 206) {
@@ -325,13 +347,14 @@ export class RegistryClient {
   private async *blobChunks(
     repo: string,
     digest: string,
-    first: Response,
+    first: RegistryResponse,
     hasher: DigestHasher,
     options: GetBlobOptions,
+    budget: RetryBudget,
   ): AsyncGenerator<Buffer> {
     let res = first;
     let offset = 0;
-    let failures = 0;
+    let progressAt = 0;
     for (;;) {
       // A server that ignores Range restarts at 0: drop what we already passed on.
       let skip = res.status === 200 ? offset : 0;
@@ -354,16 +377,18 @@ export class RegistryClient {
         break;
       } catch (err) {
         if (!isNetworkFailure(err)) throw err;
-        if (failures >= this.policy.retries) {
-          throw new NetworkError(`download of blob ${digest} from ${this.registry}/${repo} kept failing: ${describeNetworkFailure(err)}`, {
-            registry: this.registry,
-            digest,
-            offset,
-          }, { cause: err });
+        // A download that moved on since the last failure earns a fresh budget (containers/image
+        // resumes after each MiB); one that does not fails within `retries` attempts.
+        if (offset - progressAt >= RESUME_PROGRESS_BYTES) budget.used = 0;
+        progressAt = offset;
+        if (budget.used >= this.policy.retries) {
+          const what = `download of blob ${digest} from ${this.registry}/${repo}`;
+          const details = { registry: this.registry, digest, offset, attempts: budget.used + 1 };
+          if (err instanceof TimeoutError) throw new TimeoutError(`${what}: ${err.message}`, { ...err.details, ...details }, { cause: err });
+          throw new NetworkError(`${what} kept failing: ${describeNetworkFailure(err)}`, details, { cause: err });
         }
-        await sleep(retryDelay(failures, this.policy), options.signal);
-        failures++;
-        res = await this.openBlob(repo, digest, offset, options.signal);
+        await sleep(retryDelay(budget.used++, this.policy), options.signal);
+        res = await this.openBlob(repo, digest, offset, options.signal, budget);
       }
     }
     if (options.expectedSize !== undefined && offset !== options.expectedSize) {
@@ -403,7 +428,7 @@ export class RegistryClient {
   async getManifest(repo: string, ref: string, options: GetManifestOptions = {}): Promise<ManifestResult> {
     this.checkRepo(repo);
     const byDigest = this.checkRef(ref);
-    const { res, bytes } = await this.withBodyRetries(options.signal, async () => {
+    const { res, bytes } = await this.withBodyRetries(options.signal, async (budget) => {
       const res = await this.send({
         method: 'GET',
         url: this.repoUrl(repo, `manifests/${ref}`),
@@ -412,6 +437,7 @@ export class RegistryClient {
         retry: true,
         followRedirects: true,
         signal: options.signal,
+        budget,
       });
       if (res.status === 404) {
         await discard(res);
@@ -478,15 +504,19 @@ export class RegistryClient {
     throw new LimitExceededError('tagPages', MAX_TAG_PAGES, `tag list of ${repo}`);
   }
 
-  /** Runs a request-and-read again when the body drops mid-way (send() only retries up to the headers). */
-  private async withBodyRetries<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * Runs a request-and-read again when the body drops or stalls mid-way (send() only retries up
+   * to the headers); both draw on one budget.
+   */
+  private async withBodyRetries<T>(signal: AbortSignal | undefined, fn: (budget: RetryBudget) => Promise<T>): Promise<T> {
+    const budget: RetryBudget = { used: 0 };
+    for (;;) {
       try {
-        return await fn();
+        return await fn(budget);
       } catch (err) {
-        const bodyDropped = err instanceof NetworkError && err.details.phase === 'body';
-        if (!bodyDropped || attempt >= this.policy.retries) throw err;
-        await sleep(retryDelay(attempt, this.policy), signal);
+        const bodyFailed = (err instanceof NetworkError || err instanceof TimeoutError) && err.details.phase === 'body';
+        if (!bodyFailed || budget.used >= this.policy.retries) throw err;
+        await sleep(retryDelay(budget.used++, this.policy), signal);
       }
     }
   }
@@ -613,7 +643,7 @@ export class RegistryClient {
     return this.sessionFrom(res, url);
   }
 
-  private sessionFrom(res: Response, requestUrl: string): UploadSession {
+  private sessionFrom(res: RegistryResponse, requestUrl: string): UploadSession {
     const location = res.headers.get('location');
     if (!location) throw new RegistryError(`${this.registry} started an upload without a Location`, res.status);
     const min = Number(res.headers.get('oci-chunk-min-length') ?? 0);
@@ -722,12 +752,12 @@ export class RegistryClient {
     return (source.digest ?? measured)!; // one of them: without a declared digest the bytes are hashed
   }
 
-  private nextLocation(res: Response, current: string): string {
+  private nextLocation(res: RegistryResponse, current: string): string {
     const location = res.headers.get('location');
     return location ? new URL(location, current).toString() : current;
   }
 
-  private async expectCommitted(res: Response, digest: string, repo: string): Promise<void> {
+  private async expectCommitted(res: RegistryResponse, digest: string, repo: string): Promise<void> {
     if (res.status === 400) {
       const errors = await readRegistryErrors(res);
       if (errors.some((e) => e.code === 'DIGEST_INVALID')) {
@@ -791,15 +821,32 @@ export class RegistryClient {
     this.credentialsPromise ??= (async () => {
       if (this.options.credentials) return this.options.credentials;
       if (this.options.authFile === false) return undefined;
+      const plan = await this.ready();
       const found = await findCredentials(this.registry, {
         authFile: this.options.authFile,
-        fs: this.options.fs,
+        fs: this.options.authFs,
         env: this.options.env,
         homeDir: this.options.homeDir,
+        credentialHelpers: plan.credentialHelpers,
       });
       return found ? { username: found.username, password: found.password } : undefined;
     })();
     return this.credentialsPromise;
+  }
+
+  /** How this registry is reached (registries.conf and certs.d are read once, on first use). */
+  private ready(): Promise<EndpointPlan> {
+    this.plan ??= (async () => {
+      const conf = await (this.context.conf ??
+        loadRegistriesConf(this.options));
+      const plan = await planEndpoint(this.registry, this.options, { conf, endpointInsecure: this.context.endpointInsecure });
+      this.scheme = plan.scheme;
+      this.schemeSettled = plan.httpFallback === 'never';
+      return plan;
+    })();
+    // A failed setup (an unreadable registries.conf, a half certificate pair) is tried again next time.
+    this.plan.catch(() => (this.plan = undefined));
+    return this.plan;
   }
 
   private repoUrl(repo: string, rest: string): string {
@@ -820,60 +867,101 @@ export class RegistryClient {
     return false;
   }
 
+  /** `url` on the scheme in use, when it points at this registry (built before the scheme was settled). */
+  private rebase(url: string): string {
+    const u = new URL(url);
+    if (u.host === new URL(this.baseUrl).host && (u.protocol === 'http:' || u.protocol === 'https:') && u.protocol !== `${this.scheme}:`) {
+      u.protocol = `${this.scheme}:`;
+      return u.toString();
+    }
+    return url;
+  }
+
   /**
    * One logical request: adds auth (same origin only), answers one 401 challenge, follows
-   * redirects by hand, and (when `retry`) retries transient statuses and network failures.
-   * Returns the final response; it never throws for an HTTP status.
+   * redirects by hand, and (when `retry`) retries transient statuses, network failures and
+   * stalls. Returns the final response; it never throws for an HTTP status.
+   *
+   * While the scheme is not settled (a client that may fall back to http), the first request is
+   * the probe: sent on https, and again on http when https fails as the plan allows; the others
+   * wait for its outcome. A streamed body is never the probe: `GET /v2/` goes first.
    */
-  private async send(req: SendRequest): Promise<Response> {
-    let url = req.url;
-    let attempt = 0;
+  private async send(req: SendRequest): Promise<RegistryResponse> {
+    const plan = await this.ready();
+    if (!this.schemeSettled) {
+      if (this.probe) {
+        await this.probe.catch(() => undefined);
+        return this.send(req);
+      }
+      if (typeof req.body === 'function') {
+        const ping = this.send({ method: 'GET', url: `${this.baseUrl}/v2/`, scopes: [], retry: true, registryAuth: false, signal: req.signal });
+        await discard(await ping);
+        return this.send(req);
+      }
+      let settle!: () => void;
+      this.probe = new Promise<void>((resolve) => (settle = resolve));
+      try {
+        return await this.sendOn(plan, req, true);
+      } finally {
+        this.probe = undefined;
+        settle();
+      }
+    }
+    return this.sendOn(plan, req, false);
+  }
+
+  private async sendOn(plan: EndpointPlan, req: SendRequest, probing: boolean): Promise<RegistryResponse> {
+    let url = this.rebase(req.url);
+    const budget = req.budget ?? { used: 0 };
     let redirects = 0;
     let authRetried = false;
-    const firstOrigin = new URL(req.url).origin;
+    const firstOrigin = new URL(url).origin;
     for (;;) {
       const origin = new URL(url).origin;
       const useRegistryAuth = req.registryAuth !== false && origin === this.origin;
-      const headers = new Headers(req.headers);
-      headers.set('user-agent', this.userAgent);
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers ?? {})) headers[name.toLowerCase()] = value;
+      headers['user-agent'] = this.userAgent;
       // Credentials never follow a redirect to another host (blob storage, CDNs).
-      if (origin !== firstOrigin) headers.delete('authorization');
-      if (useRegistryAuth && !headers.has('authorization')) {
+      if (origin !== firstOrigin) delete headers.authorization;
+      if (useRegistryAuth && headers.authorization === undefined) {
         const authorization = await this.auth.authorization(req.scopes);
-        if (authorization) headers.set('authorization', authorization);
+        if (authorization) headers.authorization = authorization;
       }
-      let res: Response;
+      let res: RegistryResponse;
       try {
-        if (typeof req.body === 'function' && !this.options.fetch) {
-          // Streams go over node:http: fetch would keep the whole body in memory (stream-request.ts).
-          res = await streamRequest(url, { method: req.method, headers, body: req.body(), signal: req.signal });
-        } else {
-          const body = typeof req.body === 'function' ? webStream(req.body()) : req.body;
-          res = await this.fetchImpl(url, {
-            method: req.method,
-            headers,
-            body,
-            redirect: 'manual',
-            signal: req.signal,
-            ...(typeof req.body === 'function' ? { duplex: 'half' } : {}),
-          } as RequestInit);
-        }
+        res = await plan.transport.request({
+          method: req.method,
+          url,
+          headers,
+          body: typeof req.body === 'function' ? req.body() : req.body,
+          signal: req.signal,
+        });
+        if (probing && !this.schemeSettled && origin === this.origin) this.schemeSettled = true;
       } catch (err) {
-        if (!isNetworkFailure(err)) throw err;
-        if (req.retry && attempt < this.policy.retries) {
-          await sleep(retryDelay(attempt++, this.policy), req.signal);
+        if (probing && !this.schemeSettled && this.scheme === 'https' && origin === this.origin && this.mayFallBack(plan, err)) {
+          // The registry does not speak TLS (or its TLS may be skipped): the same request on http.
+          this.scheme = 'http';
+          const httpUrl = this.rebase(url);
+          try {
+            // Still probing: its first answer settles http (before a 401 sends for a token).
+            return await this.sendOn(plan, { ...req, url: httpUrl, budget }, true);
+          } catch (httpErr) {
+            this.scheme = 'https';
+            throw this.transportError(req, url, err, budget, httpErr);
+          }
+        }
+        if (!isNetworkFailure(err)) throw this.typed(req, url, err);
+        if (req.retry && budget.used < this.policy.retries) {
+          await sleep(retryDelay(budget.used++, this.policy), req.signal);
           continue;
         }
-        throw new NetworkError(`${req.method} ${redactUrl(url)} failed: ${describeNetworkFailure(err)}`, {
-          registry: this.registry,
-          method: req.method,
-          attempts: attempt + 1,
-        }, { cause: err });
+        throw this.transportError(req, url, err, budget);
       }
 
       const replayable = typeof req.body !== 'function';
       if (res.status === 401 && useRegistryAuth && !authRetried && replayable) {
-        const retryWithAuth = await this.auth.onUnauthorized(res, req.scopes, headers.get('authorization') ?? undefined).catch(async (err) => {
+        const retryWithAuth = await this.auth.onUnauthorized(res, req.scopes, headers.authorization).catch(async (err) => {
           await discard(res); // an unsupported scheme: nobody reads this response
           throw err;
         });
@@ -892,8 +980,8 @@ export class RegistryClient {
           continue;
         }
       }
-      if (isRetryableStatus(res.status) && req.retry && attempt < this.policy.retries) {
-        const wait = retryDelay(attempt++, this.policy, parseRetryAfter(res.headers.get('retry-after')));
+      if (isRetryableStatus(res.status) && req.retry && budget.used < this.policy.retries) {
+        const wait = retryDelay(budget.used++, this.policy, parseRetryAfter(res.headers.get('retry-after')));
         await discard(res);
         await sleep(wait, req.signal);
         continue;
@@ -902,8 +990,52 @@ export class RegistryClient {
     }
   }
 
+  /** Whether a failed https probe may be tried again on http (endpoint.ts). */
+  private mayFallBack(plan: EndpointPlan, err: unknown): boolean {
+    if (plan.httpFallback === 'any') return isNetworkFailure(err) || isTlsFailure(err) || isPlainHttpAnswer(err);
+    if (plan.httpFallback === 'plain-http') return isPlainHttpAnswer(err);
+    return false;
+  }
+
+  /** A failure that is not a transport failure, typed when it is a TLS one. */
+  private typed(req: SendRequest, url: string, err: unknown): unknown {
+    if (!isTlsFailure(err)) return err;
+    return new TlsError(`${req.method} ${redactUrl(url)}: the TLS handshake with ${new URL(url).host} failed: ${describeNetworkFailure(err)}${tlsHint(err)}`, {
+      registry: this.registry,
+      method: req.method,
+    }, { cause: err });
+  }
+
+  /** The error for a request whose attempts are used up: a stall keeps its type. */
+  private transportError(req: SendRequest, url: string, err: unknown, budget: RetryBudget, httpErr?: unknown): Error {
+    if (httpErr !== undefined) {
+      // Both schemes failed: say why each did (skopeo reports only the http one, which hides the cause).
+      const typedHttp = isNetworkFailure(httpErr) || httpErr instanceof TimeoutError ? undefined : httpErr;
+      if (typedHttp instanceof Error && !(typedHttp instanceof NetworkError)) return typedHttp;
+      return new NetworkError(
+        `${req.method} ${redactUrl(url)} failed over https (${describeNetworkFailure(err)}) and over http (${describeNetworkFailure(httpErr)})`,
+        { registry: this.registry, method: req.method, attempts: budget.used + 1 },
+        { cause: httpErr },
+      );
+    }
+    if (err instanceof TimeoutError) {
+      return new TimeoutError(`${err.message} (attempt ${budget.used + 1} of ${this.policy.retries + 1})`, {
+        ...err.details,
+        registry: this.registry,
+        method: req.method,
+        attempts: budget.used + 1,
+      }, { cause: err });
+    }
+    if (err instanceof NetworkError && err.details.proxy !== undefined) return err;
+    return new NetworkError(`${req.method} ${redactUrl(url)} failed: ${describeNetworkFailure(err)}`, {
+      registry: this.registry,
+      method: req.method,
+      attempts: budget.used + 1,
+    }, { cause: err });
+  }
+
   /** Throws the typed error for an unexpected response. */
-  private async fail(res: Response, what: string): Promise<never> {
+  private async fail(res: RegistryResponse, what: string): Promise<never> {
     const errors = await readRegistryErrors(res);
     const said = errors.length ? `: ${errors.map((e) => `${e.code}${e.message ? ` (${e.message})` : ''}`).join('; ')}` : '';
     if (res.status === 401 || res.status === 403) {
@@ -929,6 +1061,15 @@ function transientRetryAfter(err: unknown): number | undefined {
     return typeof after === 'number' ? after : -1;
   }
   return undefined;
+}
+
+/** What to do about a TLS failure, by its kind. */
+function tlsHint(err: unknown): string {
+  const text = describeNetworkFailure(err);
+  if (/alert (bad certificate|certificate required|handshake failure)/i.test(text)) {
+    return ' (the registry asks for a client certificate: put NAME.cert and NAME.key in its certs.d directory, --cert-dir, or the tls option)';
+  }
+  return ' (give its CA as a *.crt file in its certs.d directory, --cert-dir or the tls option; or turn verification off with --tls-verify=false)';
 }
 
 // Re-exported for callers that decide schemes or parse pagination themselves.

@@ -2,8 +2,9 @@
  * Small helpers around HTTP responses and registry URLs: bounded body reads, the registry's
  * error bodies, media types, Link pagination, and which scheme a host gets.
  */
-import { CloudRootfsError, LimitExceededError, NetworkError, type RegistryErrorEntry } from '../errors';
+import { CloudRootfsError, LimitExceededError, NetworkError, TimeoutError, type RegistryErrorEntry } from '../errors';
 import { describeNetworkFailure, isAbortError } from './retry';
+import type { RegistryResponse } from './transport';
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -18,26 +19,37 @@ export function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-export async function discard(res: Response): Promise<void> {
-  if (res.body && !res.bodyUsed) await res.body.cancel().catch(() => undefined);
+/** Bodies up to this size are read to the end by `discard`, so their connection is reused. */
+const DRAIN_BYTES = 64 * 1024;
+
+/** Drops a response's body: read to the end when it is small (the connection is kept), else cut. */
+export async function discard(res: RegistryResponse): Promise<void> {
+  if (res.bodyUsed) return;
+  const length = contentLength(res);
+  if (length !== undefined && length <= DRAIN_BYTES) {
+    try {
+      for await (const chunk of res.chunks()) void chunk;
+    } catch {
+      // nobody wanted these bytes
+    }
+    return;
+  }
+  await res.cancel().catch(() => undefined);
 }
 
-export function contentLength(res: Response): number | undefined {
+export function contentLength(res: Pick<RegistryResponse, 'headers'>): number | undefined {
   const value = res.headers.get('content-length');
   if (value === null || !/^\d+$/.test(value)) return undefined;
   return Number(value);
 }
 
 /** The body's chunks as Buffers (no copies). */
-export async function* bodyChunks(res: Response): AsyncGenerator<Buffer> {
-  if (!res.body) return;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  }
+export function bodyChunks(res: RegistryResponse): AsyncGenerator<Buffer> {
+  return res.chunks();
 }
 
 /** Reads a small body, refusing more than `max` bytes (checked before and while reading). */
-export async function readCapped(res: Response, max: number, what: string, limit = 'maxManifestBytes'): Promise<Buffer> {
+export async function readCapped(res: RegistryResponse, max: number, what: string, limit = 'maxManifestBytes'): Promise<Buffer> {
   const declared = contentLength(res);
   if (declared !== undefined && declared > max) {
     await discard(res);
@@ -54,17 +66,19 @@ export async function readCapped(res: Response, max: number, what: string, limit
     }
   } catch (err) {
     // Our own limit, or the caller's abort: not a transport failure (and never worth a retry).
-    if (err instanceof CloudRootfsError || isAbortError(err)) {
+    // A stall is retried like a dropped connection, and keeps its type.
+    if ((err instanceof CloudRootfsError && !(err instanceof TimeoutError)) || isAbortError(err)) {
       await discard(res);
       throw err;
     }
+    if (err instanceof TimeoutError) throw new TimeoutError(`reading ${what}: ${err.message}`, { ...err.details, phase: 'body' }, { cause: err });
     throw new NetworkError(`reading ${what} failed: ${describeNetworkFailure(err)}`, { phase: 'body' }, { cause: err });
   }
   return Buffer.concat(parts, total);
 }
 
 /** The registry's `{"errors":[…]}` from an error response, or [] when there is none. */
-export async function readRegistryErrors(res: Response): Promise<RegistryErrorEntry[]> {
+export async function readRegistryErrors(res: RegistryResponse): Promise<RegistryErrorEntry[]> {
   let text: string;
   try {
     text = (await readCapped(res, MAX_ERROR_BODY_BYTES, 'error body')).toString('utf8');

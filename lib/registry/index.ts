@@ -1,4 +1,4 @@
-/** The distribution-API transport: client, auth files, login. */
+/** The distribution-API transport: client, auth files and credential helpers, login, TLS, proxies, registries.conf. */
 export {
   RegistryClient,
   DEFAULT_MANIFEST_ACCEPT,
@@ -21,10 +21,37 @@ export {
   authFileForWrite,
   findCredentials,
   removeCredentials,
+  saveCredentials,
   storeCredentials,
   type AuthFileOptions,
+  type FoundCredentials,
   type RegistryCredentials,
+  type StoredCredentials,
 } from './auth-file';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_STALL_MIN_BYTES,
+  DEFAULT_STALL_TIMEOUT_MS,
+  type ProxyOption,
+  type ProxySettings,
+  type RegistryOptions,
+  type TlsOption,
+  type TlsSettings,
+} from './options';
+export { certDirFor, defaultCertsRoots, readCertDir, type TlsMaterial } from './certs';
+export { proxyResolver, proxySettingsFromEnv, type ProxyResolver } from './proxy';
+export { helperGet, helperStore, helperErase, type HelperCredentials } from './cred-helpers';
+export {
+  findRegistry,
+  loadRegistriesConf,
+  parseRegistriesConf,
+  pullSources,
+  type LoadedRegistriesConf,
+  type MirrorConfig,
+  type PullSource,
+  type RegistriesConfig,
+  type RegistryConfig,
+} from './registries-conf';
 export { parseChallenges, type AuthChallenge } from './challenge';
 export { scopeStrings, type RepositoryAction, type RepositoryScope } from './auth';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
@@ -32,6 +59,7 @@ export {
   parseRemoteReference,
   manifestRef,
   RegistryClientPool,
+  choosePullSource,
   DOCKER_TRANSPORT_PREFIX,
   type RegistryAccessOptions,
   type RemoteReference,

@@ -1,55 +1,50 @@
 /**
  * `login` / `logout`, as `docker login` and `skopeo login` do them: check the credentials against
- * the registry (`GET /v2/`, through the token server when it uses one), then record them in the
- * auth file so later clients (ours, skopeo, podman, docker) find them.
+ * the registry (`GET /v2/`, through the token server when it uses one), then record them where
+ * later clients (ours, skopeo, podman, docker) find them: in the auth file, or in the credential
+ * helper the file names for the registry (`credHelpers`, else `credsStore`).
  */
 import { UsageError } from '../errors';
 import type { FileSystem } from '../fs';
-import { authFileForWrite, removeCredentials, storeCredentials } from './auth-file';
+import { authFileForWrite, removeCredentials, saveCredentials } from './auth-file';
 import { RegistryClient, type PingResult } from './client';
+import type { RegistryOptions } from './options';
 
-export interface LoginOptions {
+export interface LoginOptions extends Omit<RegistryOptions, 'credentials' | 'authFile'> {
   /** `host[:port]`. */
   registry: string;
   username: string;
   password: string;
   /** Where to store the credentials (default: `$REGISTRY_AUTH_FILE`, else the docker config). */
   authFile?: string;
-  insecure?: boolean;
+  /** The filesystem of the auth file (default: `authFs`, else the disk). */
   fs?: FileSystem;
-  env?: NodeJS.ProcessEnv;
-  homeDir?: string;
-  fetch?: typeof fetch;
-  retries?: number;
-  retryBaseDelayMs?: number;
 }
 
 export interface LoginResult {
-  /** The auth file written. */
+  /** The auth file written, or whose helper took the credentials. */
   authFile: string;
+  /** The credential helper that stores them (`docker-credential-NAME`), when the file names one. */
+  helper?: string;
   /** The scheme the registry asked for (`none`: it checks nothing, as docker also accepts). */
   auth: PingResult['auth'];
 }
 
-/** Verifies the credentials (AuthError when rejected) and stores them (atomic write, mode 0600). */
+/** Verifies the credentials (AuthError when rejected) and stores them (atomic write, mode 0600, or the helper). */
 export async function login(options: LoginOptions): Promise<LoginResult> {
   if (!options.username || options.username.includes(':')) {
     throw new UsageError('login needs a username without ":"');
   }
   if (typeof options.password !== 'string' || options.password === '') throw new UsageError('login needs a password');
   const credentials = { username: options.username, password: options.password };
-  const client = new RegistryClient({
-    registry: options.registry,
-    credentials,
-    authFile: false,
-    insecure: options.insecure,
-    fetch: options.fetch,
-    retries: options.retries,
-    retryBaseDelayMs: options.retryBaseDelayMs,
-  });
+  const { registry, username: _u, password: _p, authFile: _a, fs, ...reach } = options;
+  void _u;
+  void _p;
+  void _a;
+  const client = new RegistryClient({ ...reach, authFs: reach.authFs ?? fs, registry, credentials, authFile: false });
   const { auth } = await client.ping();
-  const authFile = await storeCredentials(options.registry, credentials, fileOptions(options));
-  return { authFile, auth };
+  const stored = await saveCredentials(registry, credentials, fileOptions(options));
+  return { authFile: stored.file, ...(stored.helper ? { helper: stored.helper } : {}), auth };
 }
 
 export interface LogoutOptions {
@@ -60,13 +55,13 @@ export interface LogoutOptions {
   homeDir?: string;
 }
 
-/** Removes the registry's credentials from the auth file; `removed` is false when there were none. */
+/** Removes the registry's credentials from the auth file (and its helper); `removed` is false when there were none. */
 export async function logout(options: LogoutOptions): Promise<{ authFile: string; removed: boolean }> {
   const opts = fileOptions(options);
   const removed = await removeCredentials(options.registry, opts);
   return { authFile: authFileForWrite(opts), removed };
 }
 
-function fileOptions(options: { authFile?: string; fs?: FileSystem; env?: NodeJS.ProcessEnv; homeDir?: string }) {
-  return { authFile: options.authFile, fs: options.fs, env: options.env, homeDir: options.homeDir };
+function fileOptions(options: { authFile?: string; fs?: FileSystem; authFs?: FileSystem; env?: NodeJS.ProcessEnv; homeDir?: string }) {
+  return { authFile: options.authFile, fs: options.fs ?? options.authFs, env: options.env, homeDir: options.homeDir };
 }

@@ -25,7 +25,7 @@ import { DEFAULT_MAX_ENTRIES } from '../tar/read';
 import { isIndexMediaType, isManifestMediaType } from '../media-types';
 import { registryBlobContent } from './blob-content';
 import type { RegistryClient } from './client';
-import { clientFor, manifestRef, parseRemoteReference, type RegistryAccessOptions, type RemoteReference } from './remote';
+import { choosePullSource, manifestRef, parseRemoteReference, type RegistryAccessOptions, type RemoteReference } from './remote';
 import type { RegistryProgress } from './target';
 
 /** Child manifests fetched at once when an index is read. */
@@ -42,7 +42,11 @@ export interface PullOptions extends RegistryAccessOptions {
    * host's platform, as `docker pull` does.
    */
   platforms?: readonly PlatformChoice[] | 'all';
-  /** Redirect registries: `{ 'docker.io': 'mirror.local:5000' }` reads Docker Hub names from the mirror. */
+  /**
+   * Redirect registries: `{ 'docker.io': 'mirror.local:5000' }` reads Docker Hub names from the
+   * mirror only. Mirrors tried before the registry itself come from registries.conf
+   * (`registriesConf`).
+   */
   mirrors?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
   /**
@@ -304,18 +308,21 @@ async function loadRemote(
   selection: PullOptions & PullToOptions,
   streamed?: StreamedLayers,
 ): Promise<Image | ImageIndex> {
-  const registry = access.mirrors?.[ref.registry] ?? ref.registry;
   const onProgress = selection.onProgress;
   const limits = selection.limits ?? {};
+  // The mirror (or the registry) that serves the top manifest serves the whole image.
+  const chosen = await choosePullSource(ref, access, (client, reference) =>
+    client.getManifest(reference.repository, manifestRef(reference), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES, signal: selection.signal }),
+  );
   const remote: Remote = {
-    client: clientFor(registry, access),
-    repository: ref.repository,
+    client: chosen.client,
+    repository: chosen.reference.repository,
     onBytes: onProgress ? (digest, done, total) => onProgress({ phase: 'bytes', digest, done, total }) : undefined,
   };
   const wanted = wantedPlatforms(selection);
   const defaulted = (selection as { [DEFAULTED]?: boolean })[DEFAULTED] === true;
   const source = new RegistrySource(remote, streamed);
-  const m = await remote.client.getManifest(remote.repository, manifestRef(ref), { maxBytes: limits.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES });
+  const m = chosen.value;
   const where = `${source.where}@${m.digest}`;
   if (m.mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
     throw new UnsupportedMediaTypeError(m.mediaType, `${where}: Docker schema 1 images are not supported (re-push the image with a current client)`);

@@ -3,7 +3,7 @@
  * 429/408 and most 5xx statuses plus dropped or refused connections; every other 4xx is the
  * caller's mistake and is never retried.
  */
-import { CloudRootfsError } from '../errors';
+import { CloudRootfsError, NetworkError, TimeoutError } from '../errors';
 
 export interface RetryPolicy {
   /** Extra attempts after the first one. */
@@ -59,7 +59,11 @@ const NOT_TRANSIENT_CODES = new Set(['UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND
  * programming errors (a bad header value) are not.
  */
 export function isNetworkFailure(err: unknown): boolean {
+  // A stall is retried like a dropped connection; a proxy that refuses the tunnel for good is not.
+  if (err instanceof TimeoutError) return true;
+  if (err instanceof NetworkError) return err.details.transient !== false;
   if (err instanceof CloudRootfsError || isAbortError(err)) return false;
+  if (isTlsFailure(err)) return false;
   let transport = false;
   let current: unknown = err;
   // fetch wraps the real reason in `cause`: look at the whole chain before deciding.
@@ -73,6 +77,35 @@ export function isNetworkFailure(err: unknown): boolean {
     current = e.cause;
   }
   return transport;
+}
+
+/** OpenSSL's and Node's certificate and handshake failures: a retry meets the same certificate. */
+const TLS_CODE = /^(?:ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|INVALID_CA|PATH_LENGTH_EXCEEDED|INVALID_PURPOSE)/;
+
+/** True when the failure is the TLS handshake refusing a certificate (ours or the registry's). */
+export function isTlsFailure(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const e = current as { code?: unknown; cause?: unknown };
+    if (typeof e.code === 'string' && TLS_CODE.test(e.code) && !isPlainHttpAnswer(current)) return true;
+    current = e.cause;
+  }
+  return false;
+}
+
+/**
+ * True when a TLS handshake failed because the server answered in plain HTTP (OpenSSL reads
+ * `HTTP/1.1 400` as a record with a wrong version): the registry does not speak TLS at all.
+ */
+export function isPlainHttpAnswer(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const e = current as { code?: unknown; message?: unknown; reason?: unknown; cause?: unknown };
+    const text = `${typeof e.message === 'string' ? e.message : ''} ${typeof e.reason === 'string' ? e.reason : ''}`;
+    if (/wrong version number|packet length too long|http request|unknown protocol/i.test(text)) return true;
+    current = e.cause;
+  }
+  return false;
 }
 
 /** A short description of a transport failure, digging into fetch's `cause`. */

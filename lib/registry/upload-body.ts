@@ -71,28 +71,6 @@ export function trackedBody(source: AsyncGenerator<Buffer>): { chunks: AsyncGene
   return { chunks: chunks(), error: () => failure };
 }
 
-/** A pull-based web stream (for a caller-supplied fetch): one chunk in flight at a time. */
-export function webStream(source: AsyncIterable<Buffer>): ReadableStream<Uint8Array> {
-  const iterator = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const { value, done } = await iterator.next();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        } catch (err) {
-          controller.error(err);
-        }
-      },
-      async cancel() {
-        await iterator.return?.(undefined);
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
 export function blobHeaders(size: number | undefined): Record<string, string> {
   const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
   if (size !== undefined) headers['content-length'] = String(size);

@@ -27,13 +27,21 @@ describeWithRegistry('none', 'RegistryClient', () => {
     await registry?.stop();
   });
 
+  // `insecure: true`: straight to plain http, so the recorded requests are exactly the API calls.
   const client = (extra: Partial<ConstructorParameters<typeof RegistryClient>[0]> = {}) =>
-    new RegistryClient({ registry: registry.host, authFile: false, retryBaseDelayMs: 10, ...extra });
+    new RegistryClient({ registry: registry.host, authFile: false, retryBaseDelayMs: 10, ...(extra.fetch ? { insecure: true } : {}), ...extra });
 
-  it('talks plain http to loopback and pings', async () => {
+  it('tries https on a loopback host first, and stays on http once the registry answers in plain HTTP', async () => {
     const c = client();
-    expect(c.baseUrl).toBe(`http://${registry.host}`);
+    expect(c.baseUrl).toBe(`https://${registry.host}`);
     await expect(c.ping()).resolves.toEqual({ auth: 'none' });
+    expect(c.baseUrl).toBe(`http://${registry.host}`);
+    const rec = recordingFetch();
+    const viaFetch = client({ fetch: rec.fetch, insecure: undefined });
+    await viaFetch.ping();
+    await viaFetch.ping();
+    // One https attempt (refused by the plain-HTTP server), then http for good.
+    expect(rec.requests.map((r) => `${new URL(r.url).protocol} ${r.status ?? 'failed'}`)).toEqual(['https: failed', 'http: 200', 'http: 200']);
   });
 
   describe('blobs', () => {

@@ -126,10 +126,10 @@ describe('nextLink', () => {
 });
 
 describe('transport rules', () => {
-  it('uses http for loopback unless told otherwise, https elsewhere', () => {
+  it('starts on https (loopback hosts may fall back to http later), plain http only when told', () => {
     expect(['localhost:5000', '127.0.0.1', '127.3.2.1:80', '[::1]:5000', 'LOCALHOST'].every(isLoopbackHost)).toBe(true);
     expect(['10.0.0.1:5000', 'quay.io', '128.0.0.1', 'localhost.example.com'].some(isLoopbackHost)).toBe(false);
-    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).baseUrl).toBe('http://127.0.0.1:5000');
+    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).baseUrl).toBe('https://127.0.0.1:5000');
     expect(new RegistryClient({ registry: '127.0.0.1:5000', insecure: false }).baseUrl).toBe('https://127.0.0.1:5000');
     expect(new RegistryClient({ registry: 'reg.lan:5000', insecure: true }).baseUrl).toBe('http://reg.lan:5000');
     expect(new RegistryClient({ registry: 'quay.io' }).baseUrl).toBe('https://quay.io');
@@ -183,12 +183,14 @@ describe('transport rules', () => {
 describe('auth files', () => {
   const env = { HOME: '/home/u' };
 
-  it('searches REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, then the docker config', () => {
-    expect(authFileCandidates({ env })).toEqual(['/home/u/.docker/config.json']);
-    expect(authFileCandidates({ env: { ...env, DOCKER_CONFIG: '/etc/dc' } })).toEqual(['/etc/dc/config.json']);
+  it('searches REGISTRY_AUTH_FILE, the containers auth.json files, then the docker config', () => {
+    const run = `/run/containers/${process.getuid!()}/auth.json`;
+    expect(authFileCandidates({ env })).toEqual([run, '/home/u/.config/containers/auth.json', '/home/u/.docker/config.json']);
+    expect(authFileCandidates({ env: { ...env, DOCKER_CONFIG: '/etc/dc', XDG_CONFIG_HOME: '/xdg' } })).toEqual([run, '/xdg/containers/auth.json', '/etc/dc/config.json']);
     expect(authFileCandidates({ env: { ...env, REGISTRY_AUTH_FILE: '/a.json', XDG_RUNTIME_DIR: '/run/user/1' } })).toEqual([
       '/a.json',
       '/run/user/1/containers/auth.json',
+      '/home/u/.config/containers/auth.json',
       '/home/u/.docker/config.json',
     ]);
     expect(authFileCandidates({ env, authFile: '/only.json' })).toEqual(['/only.json']);
@@ -226,7 +228,6 @@ describe('auth files', () => {
           'http://reg.lan:5000': { auth: b64('lan:l') },
           'quay.io/org': { auth: b64('scoped:s') },
         },
-        credsStore: 'desktop',
       }),
     );
     await fs.promises.writeFile('/run/containers/auth.json', JSON.stringify({ auths: { 'reg.lan:5000': { username: 'first', password: 'f' } } }));

@@ -16,6 +16,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSign, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -39,6 +40,10 @@ export interface StartRegistryOptions {
    * `/docker/registry/v2`) in read-only mode. It is left in place on stop.
    */
   storageRoot?: string;
+  /** Serve HTTPS with this certificate and key (PEM files); `clientCas` requires client certificates (mTLS). */
+  tls?: { certificate: string; key: string; clientCas?: string[] };
+  /** Ports to try, in order (default: a free one); the first that binds is used. */
+  ports?: number[];
 }
 
 export interface TestRegistry {
@@ -101,7 +106,7 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
   const auth = options.auth ?? 'none';
   const users = options.users ?? { ...DEFAULT_TEST_USERS };
   const external = externalRegistry();
-  if (auth === 'none' && external && options.allowExternal !== false && !options.storageRoot) {
+  if (auth === 'none' && external && options.allowExternal !== false && !options.storageRoot && !options.tls && !options.ports) {
     return { host: external, url: `http://${external}`, auth, users: {}, external: true, logs: () => '', stop: async () => undefined };
   }
   const binary = findTool('docker-registry');
@@ -128,10 +133,19 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
         `    issuer: ${TOKEN_ISSUER}\n    rootcertbundle: ${JSON.stringify(certFile)}\n`;
     }
 
+    const tlsConfig = options.tls
+      ? [
+          '  tls:',
+          `    certificate: ${JSON.stringify(options.tls.certificate)}`,
+          `    key: ${JSON.stringify(options.tls.key)}`,
+          ...(options.tls.clientCas?.length ? ['    clientcas:', ...options.tls.clientCas.map((c) => `      - ${JSON.stringify(c)}`)] : []),
+        ]
+      : [];
     // A port picked by bind(0) can be taken before the registry binds it: try a few.
     let lastError: unknown;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const port = await freePort();
+    const attempts = options.ports?.length ?? 4;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const port = options.ports ? options.ports[attempt] : await freePort();
       const storageRoot = options.storageRoot ?? path.join(dir, `storage-${attempt}`);
       const configFile = path.join(dir, `config-${attempt}.yml`);
       await fsp.writeFile(
@@ -154,10 +168,13 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
           'http:',
           `  addr: 127.0.0.1:${port}`,
           `  secret: ${randomBytes(16).toString('hex')}`,
+          ...tlsConfig,
           authConfig,
         ].join('\n'),
       );
-      const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // REGISTRY_* variables are configuration to the registry (REGISTRY_AUTH_FILE would break it).
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+      const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
       // Never leave a registry behind, even when the test process ends without afterAll.
       const killOnExit = (): void => void child.kill('SIGKILL');
       process.once('exit', killOnExit);
@@ -167,7 +184,8 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
       child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
       const host = `127.0.0.1:${port}`;
       try {
-        await waitUntilServing(`http://${host}/v2/`, child, () => output);
+        if (options.tls) await waitUntilListening(port, child, () => output);
+        else await waitUntilServing(`http://${host}/v2/`, child, () => output);
       } catch (err) {
         lastError = err;
         await stopProcess(child);
@@ -175,7 +193,7 @@ export async function startTestRegistry(options: StartRegistryOptions = {}): Pro
       }
       const registry: TestRegistry = {
         host,
-        url: `http://${host}`,
+        url: `${options.tls ? 'https' : 'http'}://${host}`,
         auth,
         users,
         tokenServer,
@@ -204,16 +222,42 @@ async function waitUntilServing(url: string, child: ChildProcess, logs: () => st
   child.once('exit', (code) => (exited = code));
   while (Date.now() < deadline) {
     if (exited !== undefined) throw new Error(`docker-registry exited (${exited}): ${logs()}`);
-    try {
-      const res = await fetch(url);
-      await res.body?.cancel();
-      if (res.status === 200 || res.status === 401) return;
-    } catch {
-      // not listening yet
-    }
+    // node:http, not fetch: fetch refuses the "bad ports" a test registry may listen on.
+    const status = await new Promise<number | undefined>((resolve) => {
+      const req = http.get(url, { agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', () => resolve(undefined)); // not listening yet
+    });
+    if (status === 200 || status === 401) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`docker-registry did not answer ${url} within 20s: ${logs()}`);
+}
+
+/** For a TLS registry (whose handshake may want a client certificate): the port accepts connections. */
+async function waitUntilListening(port: number, child: ChildProcess, logs: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  while (Date.now() < deadline) {
+    if (exited !== undefined) throw new Error(`docker-registry exited (${exited}): ${logs()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) {
+      // Someone listens; make sure it is this registry (one that lost the port to another exits).
+      await new Promise((r) => setTimeout(r, 300));
+      if (exited === undefined) return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`docker-registry did not listen on ${port} within 20s: ${logs()}`);
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {

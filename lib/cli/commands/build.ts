@@ -13,6 +13,7 @@ import { print, printJson } from '../command';
 import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
 import { limitsOf } from '../limits';
 import { parseImageList } from '../../registry/embedded';
+import { REGISTRY_OPTIONS, registryAccess } from '../registry-options';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -54,7 +55,7 @@ export function describeBuild(result: BuildImageResult): string[] {
 
 export const buildCommand: Command = {
   name: 'build',
-  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--network none|host] [--run-on-host] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
+  usage: 'build [-f KUBEFILE] [-t NAME:TAG] [--build-arg K=V]… [--platform OS/ARCH[,…]] [--copy-mode docker|legacy] [--network none|host] [--run-on-host] [--tls-verify=false] [--cert-dir DIR] [--registries-conf FILE] [--no-cache] [--cache-from REF]… [--cache-to REF] [--level N] [CONTEXT]',
   options: [
     { name: 'file', alias: 'f', type: 'string', placeholder: 'KUBEFILE', description: 'the Kubefile (default CONTEXT/Kubefile)' },
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME:TAG', description: 'store the image under this name (without it, only digests are computed)' },
@@ -69,7 +70,7 @@ export const buildCommand: Command = {
     { name: 'ignored-image-list', type: 'string', placeholder: 'FILE', description: 'container images never to embed, one per line' },
     { name: 'build-mode', type: 'string', placeholder: 'all|lite', description: 'all: collect and embed container images (default); lite: embed none' },
     { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
-    { name: 'insecure', type: 'boolean', description: 'talk plain http to every registry (loopback hosts already do)' },
+    ...REGISTRY_OPTIONS,
     { name: 'offline', type: 'boolean', description: 'never contact a registry for container images' },
     { name: 'network', type: 'string', placeholder: 'none|host', description: 'network for RUN: none (default: a private loopback only) or host' },
     { name: 'run-on-host', type: 'boolean', description: 'run RUN directly on this host, without the sandbox (the base image\'s bin/ runs as you)' },
@@ -124,7 +125,7 @@ export const buildCommand: Command = {
       pull: pull as 'missing' | 'always' | 'never' | undefined,
       offline: !!o.offline,
       limits: limitsOf(ctx),
-      ...(o.insecure ? { registry: { insecure: true } } : {}),
+      registry: registryAccess(ctx),
       ...(o['no-cache'] ? { cache: false } : {}),
       ...(o['run-on-host'] ? { runExecutor: 'host' as const } : {}),
       ...(network ? { network: network as 'none' | 'host' } : {}),

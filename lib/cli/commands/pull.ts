@@ -7,11 +7,12 @@ import { print } from '../command';
 import { limitsOf } from '../limits';
 import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, openStore, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor } from '../progress';
-import { REGISTRY_OPTIONS, progressEvents, registryAccess } from './push';
+import { REGISTRY_OPTIONS, registryAccess } from '../registry-options';
+import { progressEvents } from './push';
 
 export const pullCommand: Command = {
   name: 'pull',
-  usage: 'pull docker://HOST/REPO[:TAG|@DIGEST] [-t NAME[:TAG]] [--platform OS/ARCH | --all-platforms] [--creds USER:PASS] [--authfile FILE] [--insecure] [-q] [--store DIR]',
+  usage: 'pull docker://HOST/REPO[:TAG|@DIGEST] [-t NAME[:TAG]] [--platform OS/ARCH | --all-platforms] [--creds USER:PASS] [--authfile FILE] [--tls-verify=false] [--cert-dir DIR] [--registries-conf FILE] [-q] [--store DIR]',
   options: [
     { name: 'tag', alias: 't', type: 'string', placeholder: 'NAME[:TAG]', description: 'name in the store (default: HOST/REPO:TAG as pulled)' },
     PLATFORM_OPTION,

@@ -1,36 +1,13 @@
 /** `cloudrootfs push SOURCE docker://HOST/REPO[:TAG]`: an image from the store (or any reference) to a registry. */
 import { UsageError } from '../../errors';
-import type { OptionSpec } from '../args';
 import { pushImage } from '../../registry/push';
-import type { RegistryAccessOptions } from '../../registry/remote';
 import type { RegistryProgress } from '../../registry/target';
 import { loadTarget } from '../../transports';
 import type { Command, CommandContext } from '../command';
 import { print } from '../command';
 import { PLATFORM_OPTION, QUIET_OPTION, STORE_OPTION, humanSize, loadOptions, platformOption, LIMIT_OPTION } from '../common';
 import { progressFor, type ProgressLine } from '../progress';
-
-/** The options every registry command takes (skopeo's names). */
-export const REGISTRY_OPTIONS: OptionSpec[] = [
-  { name: 'creds', type: 'string', placeholder: 'USER[:PASS]', description: 'credentials for the registry (else the auth file\'s)' },
-  { name: 'authfile', type: 'string', placeholder: 'FILE', description: 'auth file to read credentials from (default: $REGISTRY_AUTH_FILE, containers auth.json, ~/.docker/config.json)' },
-  { name: 'insecure', type: 'boolean', description: 'plain http (loopback registries use http anyway)' },
-];
-
-/** How the registry commands reach a registry, from their options. */
-export function registryAccess(ctx: CommandContext): RegistryAccessOptions {
-  const creds = ctx.args.options.creds;
-  const authFile = ctx.args.options.authfile;
-  const out: RegistryAccessOptions = { authFs: ctx.fs, env: ctx.env };
-  if (typeof creds === 'string') {
-    const colon = creds.indexOf(':');
-    if (colon <= 0) throw new UsageError('--creds takes USER:PASSWORD');
-    out.credentials = { username: creds.slice(0, colon), password: creds.slice(colon + 1) };
-  }
-  if (typeof authFile === 'string') out.authFile = authFile;
-  if (ctx.args.options.insecure) out.insecure = true;
-  return out;
-}
+import { REGISTRY_OPTIONS, registryAccess } from '../registry-options';
 
 /** Progress events for the terminal line (byte counts are not drawn). */
 export function progressEvents(progress: ProgressLine): (event: RegistryProgress) => void {
@@ -41,7 +18,7 @@ export function progressEvents(progress: ProgressLine): (event: RegistryProgress
 
 export const pushCommand: Command = {
   name: 'push',
-  usage: 'push SOURCE docker://HOST/REPO[:TAG] [--platform OS/ARCH] [--creds USER:PASS] [--authfile FILE] [--insecure] [-q] [--store DIR]',
+  usage: 'push SOURCE docker://HOST/REPO[:TAG] [--platform OS/ARCH] [--creds USER:PASS] [--authfile FILE] [--tls-verify=false] [--cert-dir DIR] [-q] [--store DIR]',
   options: [
     { ...PLATFORM_OPTION, description: 'push only this platform of an index (default: all of them)' },
     ...REGISTRY_OPTIONS,

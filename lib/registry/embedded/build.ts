@@ -31,7 +31,7 @@ import { getContainerImages, withContainerImages, type ContainerImageRef } from 
 import { parseImageRef } from '../../reference/transport';
 import { isEmptyOrMissing, ensureDir } from '../../util/atomic';
 import { registryBlobContent } from '../blob-content';
-import { manifestRef, RegistryClientPool, type RegistryAccessOptions } from '../remote';
+import { choosePullSource, manifestRef, RegistryClientPool, type RegistryAccessOptions } from '../remote';
 import type { CollectedImage } from './collect';
 import { blobDataPath, DistributionStorage, type StorageStats } from './storage';
 import { mapLimited } from '../../util/concurrency';
@@ -52,7 +52,10 @@ export interface BuildRegistryOptions extends RegistryAccessOptions {
   sources?: Readonly<Record<string, string | Image | ImageIndex>>;
   /** Loads a source reference (default: `oci:`, `oci-archive:` and `docker-archive:` from `fs`). */
   load?: (reference: string) => Promise<Image | ImageIndex>;
-  /** Registry host → mirror host to fetch from (`{ 'docker.io': 'mirror.local:5000' }`). */
+  /**
+   * Registry host → mirror host to fetch from instead (`{ 'docker.io': 'mirror.local:5000' }`).
+   * Mirrors tried before the registry come from registries.conf (`registriesConf`).
+   */
   mirrors?: Readonly<Record<string, string>>;
   /** Never contact a registry: every image needs a local source. */
   offline?: boolean;
@@ -204,17 +207,19 @@ async function storeRemote(
   platform: Platform,
   options: BuildRegistryOptions,
 ): Promise<EmbeddedImage> {
-  const client = pool.get(options.mirrors?.[ref.registry] ?? ref.registry);
+  // The mirror (or the registry) that serves the top manifest serves the whole image.
+  const { client, reference, value: top } = await choosePullSource(ref, { ...options, clients: pool }, (c, r) => c.getManifest(r.repository, manifestRef(r)));
+  // Stored under the name asked for, wherever it was read from.
   const repository = ref.repository;
-  const top = await client.getManifest(repository, manifestRef(ref));
-  const where = `${client.registry}/${repository}@${top.digest}`;
+  const source = reference.repository;
+  const where = `${client.registry}/${source}@${top.digest}`;
   let chosen = top;
   if (isIndexMediaType(top.mediaType)) {
     const kind = top.mediaType === MEDIA_TYPES.dockerManifestList ? 'docker-manifest-list' : 'index';
     const index = parseOciDocument<ImageIndexDocument>(kind, top.bytes, { file: `${where} (index)` });
     const match = index.manifests.find((m) => isManifestMediaType(m.mediaType) && m.platform?.os !== 'unknown' && platformMatches(platform, m.platform));
     if (!match) throw noPlatform(image, platform, index.manifests);
-    chosen = await client.getManifest(repository, match.digest);
+    chosen = await client.getManifest(source, match.digest);
   } else if (!isManifestMediaType(top.mediaType)) {
     throw new UnsupportedMediaTypeError(top.mediaType, where);
   }
@@ -222,7 +227,7 @@ async function storeRemote(
   const manifest = parseOciDocument<ImageManifest>(kind, chosen.bytes, { file: `${where} (manifest)` });
   const blobs: Descriptor[] = [manifest.config, ...manifest.layers];
   await mapLimited(blobs, options.blobConcurrency ?? 3, async (d) => {
-    await storage.putBlobContent(registryBlobContent(client, repository, d), d);
+    await storage.putBlobContent(registryBlobContent(client, source, d), d);
     await storage.linkBlob(repository, d.digest);
   });
   // Manifests after their blobs, the tag last.
