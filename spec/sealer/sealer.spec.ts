@@ -120,7 +120,6 @@ describe('sealer.image.extension', () => {
   test('the extension survives a write to a layout and a read back (it is a manifest annotation)', async () => {
     const fs = createFsFromVolume(new Volume()) as unknown as FileSystem;
     const ext = defaultImageExtension({ launch: { cmds: ['echo hi'] } });
-    // (An OCI manifest needs at least one layer.)
     const image = withContainerImages(withImageExtension(base().withLayer(Layer.empty().withFile('Metadata', '{}')), ext), [{ image: 'docker.io/library/nginx:1.25', appName: 'nginx' }]);
     await writeOciLayout(image, '/l', { fs, tag: 't' });
     const back = await readOciImage('/l', { fs, ref: 't', platform: { os: 'linux', architecture: 'amd64' } });
