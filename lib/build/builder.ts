@@ -155,6 +155,11 @@ export interface EntryOptions {
   mtime?: number;
 }
 
+export interface EnvStepOptions {
+  /** The extension's `env`: the same pairs (default), none (`false`), or these pairs instead. */
+  extension?: boolean | Readonly<Record<string, string>>;
+}
+
 export interface RunStepOptions {
   /** Extra environment (build arguments); ENV values are always set. */
   env?: Readonly<Record<string, string>>;
@@ -406,15 +411,12 @@ export class ImageBuilder {
   /**
    * ENV: the config's environment and (as sealer v0.10+ does for `ENV k=v`) the sealer
    * extension's `env`, which sealer uses as template defaults. `{ extension: false }` sets only
-   * the config (the Kubefile `ENV k v` form).
+   * the config; `{ extension: {…} }` gives the extension other pairs than the config (what sealer
+   * records for the line, which it reads as written: the interpreter passes them).
    */
-  env(key: string, value: string, options?: { extension?: boolean }): ImageBuilder;
-  env(env: Readonly<Record<string, string>>, options?: { extension?: boolean }): ImageBuilder;
-  env(
-    key: string | Readonly<Record<string, string>>,
-    valueOrOptions?: string | { extension?: boolean },
-    maybeOptions?: { extension?: boolean },
-  ): ImageBuilder {
+  env(key: string, value: string, options?: EnvStepOptions): ImageBuilder;
+  env(env: Readonly<Record<string, string>>, options?: EnvStepOptions): ImageBuilder;
+  env(key: string | Readonly<Record<string, string>>, valueOrOptions?: string | EnvStepOptions, maybeOptions?: EnvStepOptions): ImageBuilder {
     const env = stringRecord(key, typeof valueOrOptions === 'string' ? valueOrOptions : undefined, 'env');
     const options = (typeof valueOrOptions === 'object' ? valueOrOptions : maybeOptions) ?? {};
     for (const k of Object.keys(env)) if (!k || k.includes('=')) throw new UsageError(`invalid environment variable name ${JSON.stringify(k)}`);
@@ -423,7 +425,8 @@ export class ImageBuilder {
     return this.then(createdBy, async (state) => {
       let image = state.image;
       for (const [k, v] of Object.entries(env)) image = image.withEnv(k, v);
-      const ext = options.extension === false ? state.ext : { ...state.ext, env: { ...state.ext.env, ...env } };
+      const extra = options.extension === false ? undefined : typeof options.extension === 'object' ? options.extension : env;
+      const ext = extra === undefined ? state.ext : { ...state.ext, env: { ...state.ext.env, ...extra } };
       return metadataStep(state, createdBy, image, ext);
     });
   }

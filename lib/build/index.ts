@@ -15,6 +15,7 @@ export {
   type ImageType,
   type ResolveBase,
   type RunStepOptions,
+  type EnvStepOptions,
   type StepOrigin,
   type StepProgress,
 } from './builder';
