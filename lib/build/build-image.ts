@@ -34,6 +34,8 @@ import type { CopyMode } from './copy';
 import { DigestOnlyTarget } from './digest-target';
 import { BuildWarning, interpretKubefile } from './interpreter';
 import { RunExecutor, defaultRunExecutor } from './run';
+import { CACHE_DIR } from '../cache/build-cache';
+import { RemoteFetcher, type RemoteFetchOptions } from './remote-fetch';
 
 /** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
 export interface BuildStore extends BaseImageStore {
@@ -86,8 +88,16 @@ export interface BuildImageOptions {
   ignoredImageList?: readonly string[];
   /** Local sources for container images (`{ 'nginx:1.25': 'oci-archive:/cache/nginx.tar' }`): offline builds. */
   imageSources?: Readonly<Record<string, string>>;
-  /** Never contact a registry for container images: every one needs an `imageSources` entry. */
+  /**
+   * Never touch the network for content: container images need an `imageSources` entry, remote
+   * sources (APP `https://…`, `ADD <url>`) must be in the download cache.
+   */
   offline?: boolean;
+  /**
+   * Downloads of remote sources: size limit, timeouts, retries (docs/building.md, "Remote
+   * sources"). They are cached under the store's `cache/downloads` when the build cache is on.
+   */
+  remote?: Omit<RemoteFetchOptions, 'fs' | 'cacheDir' | 'offline'>;
   /** sealer image type (default `kube-installer`). */
   imageType?: ImageType;
   /** Extra labels (`--label`), applied last. */
@@ -237,11 +247,19 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   }
   const createdExecutor = options.runExecutor ? undefined : defaultRunExecutor(fs);
   const runExecutor = options.runExecutor ?? createdExecutor;
+  const fetcher = new RemoteFetcher({
+    env,
+    ...(options.remote ?? {}),
+    offline: options.offline,
+    fs: cache ? cache.fs : fs,
+    ...(cache ? { cacheDir: posix.join(cache.store.root, CACHE_DIR, 'downloads') } : {}),
+  });
   // Temporary trees (RUN output, fetched container images) back lazy contents until the image is
   // written; a failed build removes them at once.
   const workDirs: string[] = [];
   const dispose = async () => {
     await createdExecutor?.dispose?.();
+    await fetcher.dispose();
     for (const dir of workDirs.splice(0)) await removeAll(fs, dir);
   };
   try {
@@ -280,6 +298,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
         store: baseStore,
         resolveBase,
         runExecutor,
+        fetcher,
         imageType: options.imageType,
         buildArgs: options.buildArgs,
         onProgress: options.onProgress,

@@ -34,11 +34,12 @@ export interface CopyHistory {
   from?: string;
   chown?: string;
   chmod?: string;
+  checksum?: string;
 }
 
 export function copyHistory(kind: 'COPY' | 'ADD', h: CopyHistory): string {
   const all = [...h.sources, h.dest];
-  return formatInstruction(make(kind, { ...words(all), sources: [...h.sources], dest: h.dest, from: h.from, chown: h.chown, chmod: h.chmod }));
+  return formatInstruction(make(kind, { ...words(all), sources: [...h.sources], dest: h.dest, from: h.from, chown: h.chown, chmod: h.chmod, checksum: h.checksum }));
 }
 
 export function keyValueHistory(kind: 'ENV' | 'LABEL', pairs: Readonly<Record<string, string>>): string {

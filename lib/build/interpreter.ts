@@ -170,7 +170,8 @@ class Interpreter {
           if (from === b) throw this.error(i, `${i.kind} --from=${fromName} names the stage being built`, 'an earlier stage or an image');
           from ??= ImageBuilder.fromSibling(b, fromName, { platform: this.stagePlatform });
         }
-        const opts = { chown, chmod, ...(from ? { from, fromName } : {}) };
+        const checksum = i.kind === 'ADD' && i.checksum !== undefined ? this.expand(i, i.checksum) : undefined;
+        const opts = { chown, chmod, ...(from ? { from, fromName } : {}), ...(checksum !== undefined ? { checksum } : {}) };
         return this.set(i.kind === 'COPY' ? b.copy(sources, dest, opts) : b.add(sources, dest, opts), i);
       }
       case 'ENV': {
@@ -205,12 +206,8 @@ class Interpreter {
       case 'CSI': {
         const b = this.need(i);
         const withArch = this.lookup({ ARCH: this.stagePlatform.architecture });
-        const sources = i.sources.map((s) => {
-          if (s.type === 'remote') {
-            throw new UnsupportedError(`${this.where(i)}${i.kind} ${i.name}: remote source ${s.location} is not downloaded by the builder; fetch it into the context and use local://`, 'remote-app-source', { file: this.options.file, line: i.line });
-          }
-          return this.expand(i, s.location, withArch, i.form === 'json');
-        });
+        // Local paths and URLs alike: local ones keep no scheme, so the builder tells them apart.
+        const sources = i.sources.map((s) => this.expand(i, s.location, withArch, i.form === 'json'));
         const method = i.kind === 'APP' ? 'app' : i.kind === 'CNI' ? 'cni' : 'csi';
         return this.set(b[method](i.name, sources), i);
       }

@@ -99,7 +99,7 @@ describe('COPY and ADD', () => {
     expect(() => build('FROM scratch\nCOPY ${X:?set X} x\n')).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX', line: 2 }));
   });
 
-  test('ADD unpacks a local tar; remote sources are refused', async () => {
+  test('ADD unpacks a local tar; URLs are downloaded (an unknown host fails fast), git sources refused', async () => {
     const chunks: Buffer[] = [];
     for await (const c of layerTarStream(Layer.fromRootfs(Rootfs.empty().withFile('helm', 'helm-binary', { mode: 0o755 })))) chunks.push(c as Buffer);
     const ctx = contextFromRootfs(files.withFile('helm.tar', Buffer.concat(chunks)), memfs());
@@ -107,7 +107,8 @@ describe('COPY and ADD', () => {
     const flat = await image.flatten();
     expect(await flat.readText('bin/helm')).toBe('helm-binary');
     expect(flat.get('etc/daemon.json')?.type).toBe('file');
-    await expect(build('FROM scratch\nADD https://example.com/helm.tgz bin/\n').image).rejects.toThrow(/remote sources/);
+    await expect(build('FROM scratch\nADD https://files.invalid/helm.tgz bin/\n').image).rejects.toMatchObject({ details: { causeCode: 'NETWORK_ERROR', line: 2 } });
+    await expect(build('FROM scratch\nADD git://example.com/x.git bin/\n').image).rejects.toThrow(/git sources are not/);
   });
 });
 
@@ -209,7 +210,7 @@ describe('sealer instructions', () => {
     await expect(build('FROM scratch\nLAUNCH ["ghost"]\n').image).rejects.toMatchObject({ details: { line: 2 } });
     await expect(build('FROM scratch\nAPPCMDS ghost ["x"]\n').image).rejects.toThrow(/Kubefile:2: APPCMDS ghost/);
     await expect(build('FROM scratch\nAPPENV ghost A=b\n').image).rejects.toThrow(/APPENV/);
-    expect(() => build('FROM scratch\nAPP web https://example.com/web.yaml\n')).toThrow(/remote source/);
+    await expect(build('FROM scratch\nAPP web https://files.invalid/web.yaml\n').image).rejects.toMatchObject({ details: { causeCode: 'NETWORK_ERROR', line: 2 } });
     await expect(build('FROM scratch\nAPP mixed local://apps/mixed\n').image).rejects.toThrow(/APPCMDS/);
     expect(() => build('FROM scratch\nCMD a\nLAUNCH ["x"]\n')).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX' }));
   });
@@ -270,7 +271,7 @@ describe('every instruction fails with its Kubefile line', () => {
     ['APPCMDS', 'FROM scratch\nAPPCMDS ghost ["x"]\n', 'BUILD_FAILED', 2],
     ['APPENV', 'FROM scratch\nAPPENV ghost A=1\n', 'BUILD_FAILED', 2],
     ['CNI', 'FROM scratch\nCNI calico local://missing/\n', 'BUILD_FAILED', 2],
-    ['CSI', 'FROM scratch\nCSI openebs https://example.com/openebs.yaml\n', 'UNSUPPORTED', 2],
+    ['CSI', 'FROM scratch\nCSI openebs https://files.invalid/openebs.yaml\n', 'BUILD_FAILED', 2],
     ['KUBEVERSION', 'FROM scratch\nKUBEVERSION\n', 'KUBEFILE_SYNTAX', 2],
   ];
   test.each(cases)('%s', async (_kind, kubefile, code, line) => {
