@@ -19,7 +19,8 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
 import { WriteImageOptions, WriteProgress, writeTarget } from '../image/write';
 import { parseKubefile } from '../kubefile';
-import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
+import { buildRegistryLayer, collectImages, withEmbeddedRegistry, type EmbeddedImageRequest } from '../registry/embedded';
+import { authenticatedImages, type ImageListWithAuthSection } from '../sealer';
 import { resolveBase as pullBase } from '../registry/pull';
 import type { RegistryAccessOptions } from '../registry/remote';
 import type { ImageReadLimits } from '../formats/blob-source';
@@ -86,6 +87,12 @@ export interface BuildImageOptions {
   imageList?: readonly string[];
   /** Container images never to embed (`--ignored-image-list`). */
   ignoredImageList?: readonly string[];
+  /**
+   * Container images behind credentials (`--image-list-with-auth`, sealer's imageListWithAuth.yaml;
+   * read it with `parseImageListWithAuth`): each fetched with its section's login, added after the
+   * collected images and, as in sealer, not subject to `ignoredImageList`.
+   */
+  imageListWithAuth?: readonly ImageListWithAuthSection[];
   /** Local sources for container images (`{ 'nginx:1.25': 'oci-archive:/cache/nginx.tar' }`): offline builds. */
   imageSources?: Readonly<Record<string, string>>;
   /**
@@ -397,7 +404,10 @@ async function embedContainerImages(
   fs: FileSystem,
   workDirs: string[],
 ): Promise<Image> {
-  const requests = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
+  const collected = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
+  // sealer pulls these after the others, with their section's login (build.go#L361-L386).
+  const withAuth = authenticatedImages(options.imageListWithAuth ?? []).map((a) => ({ image: a.image, credentials: a.credentials }));
+  const requests: EmbeddedImageRequest[] = [...collected, ...withAuth];
   if (requests.length === 0) return image;
   const parent = isDiskFs(fs) ? tmpdir() : '/tmp';
   const workDir = posix.join(parent, `cloudrootfs-registry-${process.pid}-${randomBytes(6).toString('hex')}`);

@@ -92,6 +92,14 @@ describe('RemoteFetcher against a loopback server', () => {
     await fetcher().fetch(`${server.url}/files/plain.yaml`);
     await fetcher().fetch(`${server.url}/files/plain.yaml`);
     expect(server.hits('/files/plain.yaml').map((h) => h.status)).toEqual([200, 200]);
+    // A server with Last-Modified only: If-Modified-Since revalidates.
+    server.files.set('dated.yaml', { body: APP, lastModified: MODIFIED, lastModifiedOnly: true });
+    await fetcher().fetch(`${server.url}/files/dated.yaml`);
+    expect((await fetcher().fetch(`${server.url}/files/dated.yaml`)).fromCache).toBe(true);
+    expect(server.hits('/files/dated.yaml').map((h) => [h.status, h.headers['if-modified-since'] ?? null])).toEqual([
+      [200, null],
+      [304, new Date(MODIFIED * 1000).toUTCString()],
+    ]);
   });
 
   test('a checksum pin: checked before the file gets its name; once cached, no request at all', async () => {

@@ -16,6 +16,8 @@ export interface ServedFile {
   lastModified?: number;
   /** Send no validators at all. */
   noValidators?: boolean;
+  /** Send Last-Modified only (no ETag): revalidation by If-Modified-Since. */
+  lastModifiedOnly?: boolean;
 }
 
 export interface RequestLog {
@@ -71,9 +73,13 @@ export async function startFileServer(files: Record<string, ServedFile | string 
       const etag = etagOf(f.body);
       const headers: http.OutgoingHttpHeaders = {};
       if (!f.noValidators) {
-        headers.etag = etag;
+        if (!f.lastModifiedOnly) headers.etag = etag;
         if (f.lastModified !== undefined) headers['last-modified'] = new Date(f.lastModified * 1000).toUTCString();
-        if (req.headers['if-none-match'] === etag) return send(304, Buffer.alloc(0), headers);
+        if (!f.lastModifiedOnly && req.headers['if-none-match'] === etag) return send(304, Buffer.alloc(0), headers);
+        const since = req.headers['if-modified-since'];
+        if (f.lastModifiedOnly && since && f.lastModified !== undefined && Date.parse(since) >= f.lastModified * 1000) {
+          return send(304, Buffer.alloc(0), headers);
+        }
       }
       return send(200, f.body, headers);
     };
