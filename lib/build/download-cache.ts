@@ -35,7 +35,7 @@ export interface DownloadEntry {
   stamp: [number, number, number];
 }
 
-export function sha256Hex(text: string): string {
+function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 

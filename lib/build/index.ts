@@ -45,7 +45,9 @@ export {
   type ResolvedSource,
 } from './copy';
 export { sniffArchive, archiveTree, type ArchiveKind } from './add';
-export { detectApp, appDirectory, APP_ROOT, type DetectedApp } from './apps';
+export { RemoteFetcher, remoteFileName, isHttpSource, REMOTE_FETCH_DEFAULTS, type RemoteFetchOptions, type FetchedFile } from './remote-fetch';
+export { DownloadCache, type DownloadEntry } from './download-cache';
+export { detectApp, appDirectory, walkOrderFiles, APP_ROOT, type DetectedApp } from './apps';
 export {
   hostShellExecutor,
   builtinRunExecutor,
