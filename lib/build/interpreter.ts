@@ -234,6 +234,7 @@ class Interpreter {
     if (i.chown !== undefined) dropped.push(`--chown=${i.chown} (sealer's files are root's)`);
     if (i.chmod !== undefined) dropped.push(`--chmod=${i.chmod}`);
     if (i.sources.length > 1) dropped.push(`every word after ${JSON.stringify(i.sources[0])} but the first (sealer copies ${i.sources[0]} to ${i.sources[1]})`);
+    if (i.form === 'json' && [...i.sources, i.dest].some((w) => /\s/.test(w))) dropped.push('the JSON form (sealer joins its words with spaces, so a blank splits a path)');
     const others = new Set<string>();
     for (const s of i.sources) {
       try {
