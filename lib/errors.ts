@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'LIMIT_EXCEEDED'
   | 'KUBEFILE_SYNTAX'
   | 'BUILD_FAILED'
+  | 'FETCH_FAILED'
+  | 'FETCH_TIMEOUT'
   | 'VALIDATION_FAILED'
   | 'TEMPLATE_ERROR'
   | 'REGISTRY_ERROR'
@@ -230,6 +232,27 @@ export class ValidationError extends CloudRootfsError {
 export class BuildError extends CloudRootfsError {
   constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
     super('BUILD_FAILED', message, details, options);
+  }
+}
+
+/**
+ * A remote build source (`APP … https://…`, `ADD <url>`) could not be downloaded: the server
+ * answered an error status (`status`, e.g. 404, or a 5xx after every retry), a redirect led
+ * nowhere or too far, or the URL names no file. `details.url` is the URL as written.
+ */
+export class FetchError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails & { url: string; status?: number } = { url: '' }, options?: { cause?: unknown }) {
+    super('FETCH_FAILED', message, details, options);
+  }
+}
+
+/**
+ * A download made no progress for too long, after every retry: no connection within the connect
+ * timeout, or no bytes (headers or body) within the stall timeout. `details.phase` says which.
+ */
+export class FetchTimeoutError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails & { url: string; phase: 'connect' | 'headers' | 'body'; timeoutMs: number }) {
+    super('FETCH_TIMEOUT', message, details);
   }
 }
 

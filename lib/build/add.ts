@@ -1,8 +1,8 @@
 /**
  * ADD: COPY, except that a local tar archive (plain, gzip or zstd) is unpacked into the
  * destination instead of copied as a file, as Docker does. Whether a file is an archive is
- * decided by its bytes, not its name. Remote sources (`http(s)://`) need a fetcher, which the
- * builder does not have: they are refused with a clear error (download first, then COPY).
+ * decided by its bytes, not its name. `http(s)://` sources are downloaded (remote-fetch.ts) and
+ * never unpacked, as buildah does; git sources are refused.
  */
 import { Content, readContentHead } from '../content';
 import { detectCompression } from '../compress';
@@ -62,7 +62,7 @@ export async function unpackArchives(sources: readonly ResolvedSource[]): Promis
   return out;
 }
 
-/** True for the sources ADD cannot take from the context. */
+/** True for the sources that are not in the context: URLs (`http(s)://`, downloaded) and git sources (refused). */
 export function isRemoteSource(source: string): boolean {
   return /^(https?|git):\/\//i.test(source) || /^git@/.test(source);
 }

@@ -7,16 +7,16 @@
  * - `shell`: every file is `*.sh`; its files are the first source's (sealer runs only those);
  * - `kube`: every file is `*.yaml`/`*.yml`; its files are all of them;
  * - anything else: no type (`''`), and the app needs `APPCMDS` or the build fails.
- * File paths are relative to the app directory.
+ * File paths are relative to the app directory, listed source by source, and a directory's files
+ * in `filepath.Walk` order (names sorted in each directory, a subdirectory walked where its name
+ * sorts): the order sealer gives `kubectl apply`
+ * (https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/utils.go#L213-L265).
  */
 import { baseName, joinPath } from '../path';
-import { FsNode, canonicalWalk } from '../rootfs/node';
+import { FsNode } from '../rootfs/node';
 import type { ResolvedSource } from './copy';
 
 export const APP_ROOT = 'application/apps';
-
-/** Names as sealer accepts them for an app directory (the parser checks Kubefiles the same way). */
-export const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export interface DetectedApp {
   type: '' | 'helm' | 'kube' | 'shell';
@@ -27,11 +27,24 @@ function isDir(node: FsNode): boolean {
   return node.entry?.type === 'directory';
 }
 
-/** Regular files (and links) below a directory node, paths relative to it, in archive order. */
-function filesBelow(node: FsNode): string[] {
+/**
+ * Everything but directories below a directory node (files, and symlinks, which Walk does not
+ * follow), paths relative to it, in Go's `filepath.Walk` order: each directory's names sorted
+ * byte-wise, a subdirectory's files listed where its name sorts (`crds/01-crd.yaml` before
+ * `crds-extra.yaml`), unlike tar order, which sorts `crds/` after `crds-extra.yaml`.
+ */
+export function walkOrderFiles(node: FsNode): string[] {
   const out: string[] = [];
-  for (const step of canonicalWalk(node, '')) {
-    if (step.kind === 'entry' && step.path !== '' && step.node.entry!.type !== 'directory') out.push(step.path);
+  // An explicit stack (deep trees must not exhaust the call stack), children pushed in reverse.
+  const stack: Array<{ node: FsNode; path: string }> = [{ node, path: '' }];
+  while (stack.length > 0) {
+    const { node: n, path } = stack.pop()!;
+    if (path !== '' && !isDir(n)) {
+      out.push(path);
+      continue;
+    }
+    const children = [...(n.children?.entries() ?? [])];
+    for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i][1], path: path === '' ? children[i][0] : `${path}/${children[i][0]}` });
   }
   return out;
 }
@@ -66,7 +79,7 @@ export function detectApp(name: string, sources: readonly ResolvedSource[]): Det
   let shell = false;
   let kube = false;
   for (const s of sources) {
-    const names = isDir(s.node) ? filesBelow(s.node).map(baseName) : [s.path];
+    const names = isDir(s.node) ? walkOrderFiles(s.node).map(baseName) : [s.path];
     for (const n of names) {
       const k = kindOf(n);
       if (k === 'unknown') return { type: '', files: [] };
@@ -78,7 +91,7 @@ export function detectApp(name: string, sources: readonly ResolvedSource[]): Det
   if (type === '') return { type, files: [] };
   const files: string[] = [];
   for (const s of sources) {
-    files.push(...(isDir(s.node) ? filesBelow(s.node) : [baseName(s.path)]));
+    files.push(...(isDir(s.node) ? walkOrderFiles(s.node) : [baseName(s.path)]));
     if (type === 'shell') break; // sealer launches only the first source of a shell app
   }
   return { type, files };

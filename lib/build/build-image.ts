@@ -19,7 +19,8 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
 import { WriteImageOptions, WriteProgress, writeTarget } from '../image/write';
 import { parseKubefile } from '../kubefile';
-import { buildRegistryLayer, collectImages, withEmbeddedRegistry } from '../registry/embedded';
+import { buildRegistryLayer, collectImages, withEmbeddedRegistry, type EmbeddedImageRequest } from '../registry/embedded';
+import { authenticatedImages, type ImageListWithAuthSection } from '../sealer';
 import { resolveBase as pullBase } from '../registry/pull';
 import type { RegistryAccessOptions } from '../registry/remote';
 import type { ImageReadLimits } from '../formats/blob-source';
@@ -37,6 +38,8 @@ import type { CopyMode } from './copy';
 import { DigestOnlyTarget } from './digest-target';
 import { BuildWarning, interpretKubefile } from './interpreter';
 import { RunExecutor, RunExecutorName, RunNetwork, resolveRunExecutor } from './run';
+import { CACHE_DIR } from '../cache/build-cache';
+import { RemoteFetcher, type RemoteFetchOptions } from './remote-fetch';
 
 /** Something `buildImage` can write to and read back from (lib/store's ImageStore). */
 export interface BuildStore extends BaseImageStore {
@@ -93,10 +96,24 @@ export interface BuildImageOptions {
   imageList?: readonly string[];
   /** Container images never to embed (`--ignored-image-list`). */
   ignoredImageList?: readonly string[];
+  /**
+   * Container images behind credentials (`--image-list-with-auth`, sealer's imageListWithAuth.yaml;
+   * read it with `parseImageListWithAuth`): each fetched with its section's login, added after the
+   * collected images and, as in sealer, not subject to `ignoredImageList`.
+   */
+  imageListWithAuth?: readonly ImageListWithAuthSection[];
   /** Local sources for container images (`{ 'nginx:1.25': 'oci-archive:/cache/nginx.tar' }`): offline builds. */
   imageSources?: Readonly<Record<string, string>>;
-  /** Never contact a registry for container images: every one needs an `imageSources` entry. */
+  /**
+   * Never touch the network for content: container images need an `imageSources` entry, remote
+   * sources (APP `https://…`, `ADD <url>`) must be in the download cache.
+   */
   offline?: boolean;
+  /**
+   * Downloads of remote sources: size limit, timeouts, retries (docs/building.md, "Remote
+   * sources"). They are cached under the store's `cache/downloads` when the build cache is on.
+   */
+  remote?: Omit<RemoteFetchOptions, 'fs' | 'cacheDir' | 'offline'>;
   /** sealer image type (default `kube-installer`). */
   imageType?: ImageType;
   /** Extra labels (`--label`), applied last. */
@@ -248,11 +265,19 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
   const givenExecutor = typeof options.runExecutor === 'object' ? options.runExecutor : undefined;
   const createdExecutor = givenExecutor ? undefined : resolveRunExecutor(options.runExecutor, fs);
   const runExecutor = givenExecutor ?? createdExecutor ?? options.runExecutor;
+  const fetcher = new RemoteFetcher({
+    env,
+    ...(options.remote ?? {}),
+    offline: options.offline,
+    fs: cache ? cache.fs : fs,
+    ...(cache ? { cacheDir: posix.join(cache.store.root, CACHE_DIR, 'downloads') } : {}),
+  });
   // Temporary trees (RUN output, fetched container images) back lazy contents until the image is
   // written; a failed build removes them at once.
   const workDirs: string[] = [];
   const dispose = async () => {
     await createdExecutor?.dispose?.();
+    await fetcher.dispose();
     for (const dir of workDirs.splice(0)) await removeAll(fs, dir);
   };
   try {
@@ -292,6 +317,7 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
         resolveBase,
         runExecutor,
         ...(options.network ? { network: options.network } : {}),
+        fetcher,
         imageType: options.imageType,
         buildArgs: options.buildArgs,
         onProgress: options.onProgress,
@@ -390,7 +416,10 @@ async function embedContainerImages(
   fs: FileSystem,
   workDirs: string[],
 ): Promise<Image> {
-  const requests = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
+  const collected = await collectImages(rootfs, { images: options.imageList, ignored: options.ignoredImageList });
+  // sealer pulls these after the others, with their section's login (build.go#L361-L386).
+  const withAuth = authenticatedImages(options.imageListWithAuth ?? []).map((a) => ({ image: a.image, credentials: a.credentials }));
+  const requests: EmbeddedImageRequest[] = [...collected, ...withAuth];
   if (requests.length === 0) return image;
   const parent = isDiskFs(fs) ? tmpdir() : '/tmp';
   const workDir = posix.join(parent, `cloudrootfs-registry-${process.pid}-${randomBytes(6).toString('hex')}`);

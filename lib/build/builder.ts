@@ -17,7 +17,8 @@
  * `SOURCE_DATE_EPOCH`), mtimes are clamped to it, and copied files are owned by 0:0.
  */
 import type { BuildCache } from '../cache';
-import { Content } from '../content';
+import { posix } from 'node:path';
+import { Content, fileContent } from '../content';
 import { AttributeOptions, checkAttributes, directoryEntry, fileEntry, symlinkEntry } from '../entry';
 import { BuildError, CloudRootfsError, ImageNotFoundError, KubefileSyntaxError, NotFoundError, UsageError } from '../errors';
 import { FileSystem, diskFs } from '../fs';
@@ -45,10 +46,12 @@ import {
 } from '../sealer';
 import { loadTarget, parseImageRef } from '../transports';
 import { isRemoteSource, unpackArchives } from './add';
+import { CACHE_DIR } from '../cache/build-cache';
+import { RemoteFetcher, isHttpSource, type FetchedFile } from './remote-fetch';
 import { appDirectory, detectApp } from './apps';
 import { CacheLink, CopyKeyInput, RunKeyInput, baseLink, linkLayer, scratchLink, selectBuildCache } from './cache-link';
 import { BuildContext, readBuildContext } from './context';
-import { CopyMode, Owner, checkChown, copyResolved, parseChmod, parseChown, resolveSources } from './copy';
+import { CopyMode, Owner, checkChown, copyResolved, parseChmod, parseChown, resolveSources, type ResolvedSource } from './copy';
 import { ExtensionState, checkAppName, finalExtension, findApp, initialExtensionState, updateApp, withApp } from './extension-state';
 import {
   appCmdsHistory,
@@ -126,6 +129,12 @@ export interface BuilderOptions {
   cache?: boolean | BuildCache;
   /** Where the FROM of these steps sits in a Kubefile (for error messages). */
   fromOrigin?: StepOrigin;
+  /**
+   * Downloads `http(s)://` sources of ADD and APP/CNI/CSI (docs/building.md, "Remote sources").
+   * Default: one per builder family, caching under the store's `cache/downloads` when the build
+   * cache is on, else in a temporary directory removed at process exit.
+   */
+  fetcher?: RemoteFetcher;
 }
 
 /** Where a step came from in a Kubefile (for error messages). */
@@ -151,6 +160,8 @@ export interface CopyStepOptions {
   chmod?: string | number;
   /** Override the builder's copy mode for this step. */
   mode?: CopyMode;
+  /** ADD of one URL: the digest the download must have (`sha256:<hex>`, as BuildKit's `--checksum`). */
+  checksum?: string;
 }
 
 export interface EntryOptions {
@@ -159,6 +170,11 @@ export interface EntryOptions {
   gid?: number;
   /** Seconds (default: the source date epoch). */
   mtime?: number;
+}
+
+export interface EnvStepOptions {
+  /** The extension's `env`: the same pairs (default), none (`false`), or these pairs instead. */
+  extension?: boolean | Readonly<Record<string, string>>;
 }
 
 export interface RunStepOptions {
@@ -178,6 +194,7 @@ interface Session {
   readonly contexts: Map<string, Promise<BuildContext>>;
   executor?: RunExecutor;
   cache?: BuildCache | null;
+  fetcher?: RemoteFetcher;
 }
 
 interface State {
@@ -213,8 +230,8 @@ type StepFn = (state: State) => Promise<State>;
 interface ConfigPatch {
   labels?: Readonly<Record<string, string>>;
   env?: Readonly<Record<string, string>>;
-  /** ENV also sets the sealer extension's env (the Kubefile `ENV k=v` form). */
-  extensionEnv?: boolean;
+  /** What ENV records in the sealer extension's env (the Kubefile `ENV k=v` form, as written). */
+  extensionEnv?: Readonly<Record<string, string>>;
   createdBy: string;
 }
 
@@ -227,7 +244,7 @@ function applyPatches(state: State, patches: readonly ConfigPatch[]): State {
     if (p.labels) Object.assign(labels, p.labels);
     if (p.env) {
       for (const [k, v] of Object.entries(p.env)) image = image.withEnv(k, v);
-      if (p.extensionEnv) Object.assign((extEnv ??= {}), p.env);
+      if (p.extensionEnv) Object.assign((extEnv ??= {}), p.extensionEnv);
     }
   }
   if (Object.keys(labels).length > 0) image = image.withLabels(labels);
@@ -405,14 +422,39 @@ export class ImageBuilder {
     if (chown !== undefined) checkChown(chown);
     const chmodText = options.chmod === undefined ? undefined : typeof options.chmod === 'number' ? options.chmod.toString(8).padStart(3, '0') : options.chmod;
     const chmod = chmodText === undefined ? undefined : parseChmod(chmodText);
-    const createdBy = copyHistory(kind, { sources: list, dest, chown, chmod: chmodText, from: options.fromName });
+    if (options.checksum !== undefined && (kind !== 'ADD' || list.length !== 1 || !isHttpSource(list[0]))) {
+      throw new UsageError(`${kind.toLowerCase()}(): a checksum needs ADD of a single http:// or https:// source`);
+    }
+    const createdBy = copyHistory(kind, { sources: list, dest, chown, chmod: chmodText, from: options.fromName, checksum: options.checksum });
     return this.then(createdBy, async (state) => {
-      const remote = list.find(isRemoteSource);
-      if (remote) throw new UsageError(`${remote}: remote sources are not fetched by the builder; download the file into the context and copy it`);
-      const context = await this.resolveContext(options.from, kind);
+      // buildah downloads http(s) sources of ADD (not COPY) and never unpacks them.
+      const remote = list.find((s) => isRemoteSource(s) && !(kind === 'ADD' && isHttpSource(s)));
+      if (remote) {
+        throw new UsageError(
+          kind === 'COPY' && isHttpSource(remote)
+            ? `COPY cannot download ${remote}; use ADD`
+            : `${remote}: only http:// and https:// sources are downloaded (git sources are not)`,
+        );
+      }
       const owner = chown === undefined ? undefined : await parseChown(chown, state.current);
-      const sources = resolveSources(context, list, kind);
-      const resolved = kind === 'ADD' ? await unpackArchives(sources) : sources;
+      const local = list.filter((s) => !isHttpSource(s) || kind === 'COPY');
+      const context = local.length > 0 || options.from !== undefined ? await this.resolveContext(options.from, kind) : undefined;
+      // Sources in the order written: what the cache key sees (archives as files) and what is copied.
+      const sources: ResolvedSource[] = [];
+      const resolved: ResolvedSource[] = [];
+      for (const source of list) {
+        if (kind === 'ADD' && isHttpSource(source)) {
+          const fetched = await this.remoteFetcher().fetch(source, { checksum: options.checksum });
+          // buildah: mode 0600, the Last-Modified date (else the epoch); clamped like every mtime.
+          const file = remoteSource(fetched, this.session.fs, 0o600, Math.min(fetched.lastModified ?? 0, state.epoch));
+          sources.push(file);
+          resolved.push(file);
+        } else {
+          const found = resolveSources(context!, [source], kind);
+          sources.push(...found);
+          resolved.push(...(kind === 'ADD' ? await unpackArchives(found) : found));
+        }
+      }
       const mode = options.mode ?? this.options.copyMode ?? 'docker';
       return layerStep(
         state,
@@ -497,20 +539,18 @@ export class ImageBuilder {
   /**
    * ENV: the config's environment and (as sealer v0.10+ does for `ENV k=v`) the sealer
    * extension's `env`, which sealer uses as template defaults. `{ extension: false }` sets only
-   * the config (the Kubefile `ENV k v` form).
+   * the config; `{ extension: {…} }` gives the extension other pairs than the config (what sealer
+   * records for the line, which it reads as written: the interpreter passes them).
    */
-  env(key: string, value: string, options?: { extension?: boolean }): ImageBuilder;
-  env(env: Readonly<Record<string, string>>, options?: { extension?: boolean }): ImageBuilder;
-  env(
-    key: string | Readonly<Record<string, string>>,
-    valueOrOptions?: string | { extension?: boolean },
-    maybeOptions?: { extension?: boolean },
-  ): ImageBuilder {
+  env(key: string, value: string, options?: EnvStepOptions): ImageBuilder;
+  env(env: Readonly<Record<string, string>>, options?: EnvStepOptions): ImageBuilder;
+  env(key: string | Readonly<Record<string, string>>, valueOrOptions?: string | EnvStepOptions, maybeOptions?: EnvStepOptions): ImageBuilder {
     const env = stringRecord(key, typeof valueOrOptions === 'string' ? valueOrOptions : undefined, 'env');
     const options = (typeof valueOrOptions === 'object' ? valueOrOptions : maybeOptions) ?? {};
     for (const k of Object.keys(env)) if (!k || k.includes('=')) throw new UsageError(`invalid environment variable name ${JSON.stringify(k)}`);
     if (Object.keys(env).length === 0) return this;
-    return this.thenPatch({ env, extensionEnv: options.extension !== false, createdBy: keyValueHistory('ENV', env) });
+    const extra = options.extension === false ? undefined : typeof options.extension === 'object' ? options.extension : env;
+    return this.thenPatch({ env, ...(extra ? { extensionEnv: extra } : {}), createdBy: keyValueHistory('ENV', env) });
   }
 
   /** A manifest annotation (no history: annotations are not in the config). */
@@ -556,14 +596,22 @@ export class ImageBuilder {
 
   private appLike(kind: 'APP' | 'CNI' | 'CSI', name: string, sources: string | readonly string[], options: { from?: ContextSpec }): ImageBuilder {
     checkAppName(name, kind);
-    const list = (typeof sources === 'string' ? [sources] : [...sources]).map((s) => s.replace(/^local:\/\//, ''));
-    if (list.length === 0) throw new UsageError(`${kind} ${name} needs at least one source`);
-    const createdBy = appHistory(kind, name, list.map((s) => `local://${s}`));
+    const given = (typeof sources === 'string' ? [sources] : [...sources]).map((s) => s.replace(/^local:\/\//, ''));
+    if (given.length === 0) throw new UsageError(`${kind} ${name} needs at least one source`);
+    // sealer copies the local sources first, then the downloaded ones (app_handler.go#L61-L89).
+    const list = [...given.filter((s) => !isHttpSource(s)), ...given.filter(isHttpSource)];
+    const createdBy = appHistory(kind, name, list.map((s) => (isHttpSource(s) ? s : `local://${s}`)));
     return this.then(createdBy, async (state) => {
-      const remote = list.find(isRemoteSource);
-      if (remote) throw new UsageError(`remote source ${remote} is not fetched by the builder; download it into the context and use local://`);
-      const context = await this.resolveContext(options.from, kind);
-      const resolved = resolveSources(context, list, `${kind} ${name}`);
+      const remote = list.find((s) => isRemoteSource(s) && !isHttpSource(s));
+      if (remote) throw new UsageError(`${kind} ${name}: ${remote}: only local://, http:// and https:// sources are supported`);
+      const local = list.filter((s) => !isHttpSource(s));
+      const context = local.length > 0 ? await this.resolveContext(options.from, kind) : undefined;
+      const resolved = context ? resolveSources(context, local, `${kind} ${name}`) : [];
+      for (const url of list.filter(isHttpSource)) {
+        // sealer writes the download into the build context (os.Create: 0644) and COPYs it; its
+        // mtime, the time of the download, is clamped to the epoch like every context file's.
+        resolved.push(remoteSource(await this.remoteFetcher().fetch(url), this.session.fs, 0o644, state.epoch));
+      }
       const detected = detectApp(name, resolved);
       const dir = appDirectory(name);
       let s = await layerStep(
@@ -670,6 +718,23 @@ export class ImageBuilder {
       return 'host';
     }
     throw new UsageError(`RUN --network must be default, none or host (got ${JSON.stringify(step)})`);
+  }
+
+  /**
+   * The fetcher of remote sources (created once per builder family): the one given, else one
+   * caching under the store's `cache/downloads` when the build cache is on.
+   */
+  remoteFetcher(): RemoteFetcher {
+    if (this.options.fetcher) return this.options.fetcher;
+    if (!this.session.fetcher) {
+      const cache = this.buildCache();
+      this.session.fetcher = new RemoteFetcher({
+        fs: cache ? cache.fs : this.session.fs,
+        ...(cache ? { cacheDir: posix.join(cache.store.root, CACHE_DIR, 'downloads') } : {}),
+        env: this.options.env,
+      });
+    }
+    return this.session.fetcher;
   }
 
   /** The executor RUN steps use (created once per builder family). */
@@ -844,6 +909,12 @@ export class ImageBuilder {
     }
     return (await p).rootfs;
   }
+}
+
+/** A downloaded file as a copy source: named after its URL, its content the cached bytes (digest known). */
+function remoteSource(fetched: FetchedFile, fs: FileSystem, mode: number, mtime: number): ResolvedSource {
+  const content = fileContent(fs, fetched.path, fetched.size, fetched.digest);
+  return { path: fetched.name, node: { entry: fileEntry(content, { mode, uid: 0, gid: 0, mtime }) }, isRoot: false };
 }
 
 function parentAttrs(state: State): AttributeOptions {

@@ -6,7 +6,7 @@
  */
 import { BuildError, NotFoundError, UsageError } from '../errors';
 import { defaultImageExtension, type ImageExtension, type SealerApplication } from '../sealer';
-import { APP_NAME } from './apps';
+import { appNameProblem } from '../kubefile';
 
 export interface ExtensionState {
   type: ImageExtension['type'];
@@ -23,10 +23,10 @@ export function initialExtensionState(type: ImageExtension['type'], base?: Image
   return { type, applications: base ? base.applications.map((a) => ({ ...a })) : [], launchCmds: [], env: {}, usedCmd: false };
 }
 
+/** sealer asks only for a non-empty name; it must also be one directory under application/apps/. */
 export function checkAppName(name: string, what: string): void {
-  if (!APP_NAME.test(name)) {
-    throw new UsageError(`${what}: invalid app name ${JSON.stringify(name)} (letters, digits, ".", "_", "-", starting with a letter or digit)`);
-  }
+  const problem = appNameProblem(name);
+  if (problem !== undefined) throw new UsageError(`${what}: invalid app name ${JSON.stringify(name)}: it ${problem}`);
 }
 
 /** The index of app `name`; a NotFoundError listing the known apps when there is none. */

@@ -34,11 +34,12 @@ export interface CopyHistory {
   from?: string;
   chown?: string;
   chmod?: string;
+  checksum?: string;
 }
 
 export function copyHistory(kind: 'COPY' | 'ADD', h: CopyHistory): string {
   const all = [...h.sources, h.dest];
-  return formatInstruction(make(kind, { ...words(all), sources: [...h.sources], dest: h.dest, from: h.from, chown: h.chown, chmod: h.chmod }));
+  return formatInstruction(make(kind, { ...words(all), sources: [...h.sources], dest: h.dest, from: h.from, chown: h.chown, chmod: h.chmod, checksum: h.checksum }));
 }
 
 export function keyValueHistory(kind: 'ENV' | 'LABEL', pairs: Readonly<Record<string, string>>): string {
@@ -61,7 +62,7 @@ export function appHistory(kind: 'APP' | 'CNI' | 'CSI', name: string, sources: r
 export function simpleHistory(kind: 'MAINTAINER', text: string): string;
 export function simpleHistory(kind: 'KUBEVERSION', range: string): string;
 export function simpleHistory(kind: 'MAINTAINER' | 'KUBEVERSION', text: string): string {
-  return kind === 'MAINTAINER' ? formatInstruction(make('MAINTAINER', { text })) : formatInstruction(make('KUBEVERSION', { range: text }));
+  return kind === 'MAINTAINER' ? formatInstruction(make('MAINTAINER', { text })) : formatInstruction(make('KUBEVERSION', { range: text, text }));
 }
 
 export function listHistory(kind: 'CMDS', commands: readonly string[]): string;
@@ -80,6 +81,9 @@ export function appCmdsHistory(name: string, commands: readonly string[]): strin
   return formatInstruction(make('APPCMDS', { name, commands: [...commands] }));
 }
 
+/** APPENV words are taken as written (no quotes), so a pair with a blank needs the JSON form. */
 export function appEnvHistory(name: string, env: Readonly<Record<string, string>>): string {
-  return formatInstruction(make('APPENV', { name, pairs: Object.entries(env).map(([k, v]) => ({ key: pairWord(k), value: pairWord(v) })) }));
+  const pairs = Object.entries(env).map(([key, value]) => ({ key, value }));
+  const json = [name, ...pairs.map((p) => `${p.key}=${p.value}`)].some((w) => /[\t\v\f\r ]/.test(w) || w.startsWith('['));
+  return formatInstruction(make('APPENV', { form: json ? 'json' : 'shell', name, pairs, skipped: [] }));
 }

@@ -15,6 +15,7 @@ export {
   type ImageType,
   type ResolveBase,
   type RunStepOptions,
+  type EnvStepOptions,
   type StepOrigin,
   type StepProgress,
 } from './builder';
@@ -44,7 +45,9 @@ export {
   type ResolvedSource,
 } from './copy';
 export { sniffArchive, archiveTree, type ArchiveKind } from './add';
-export { detectApp, appDirectory, APP_ROOT, type DetectedApp } from './apps';
+export { RemoteFetcher, remoteFileName, isHttpSource, REMOTE_FETCH_DEFAULTS, type RemoteFetchOptions, type FetchedFile } from './remote-fetch';
+export { DownloadCache, type DownloadEntry } from './download-cache';
+export { detectApp, appDirectory, walkOrderFiles, APP_ROOT, type DetectedApp } from './apps';
 export {
   sandboxExecutor,
   hostShellExecutor,

@@ -9,8 +9,15 @@
  * variables for the instructions after them (all pairs of one ENV see the values from before
  * it); the platform ARGs (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`, `TARGETVARIANT`,
  * `BUILDPLATFORM`, `BUILDOS`, `BUILDARCH`) are predefined in the global scope. As sealer does,
- * `$ARCH`/`${ARCH}` in COPY, ADD and APP sources is the target architecture. RUN's shell form is
- * not expanded here (the shell does it); declared ARGs are in its environment.
+ * `$ARCH`/`${ARCH}` in COPY sources is the target architecture (and in APP sources, which sealer
+ * does not expand at all); ADD goes to buildah untouched in sealer, so it gets no `$ARCH`. RUN's
+ * shell form is not expanded here (the shell does it); declared ARGs are in its environment.
+ *
+ * sealer's own instructions mean what sealer's parser makes of them: APPENV values and the
+ * extension's ENV are recorded as written (sealer neither unquotes nor expands them), CMD and
+ * KUBEVERSION keep sealer's text. Where a line uses what sealer drops (several COPY sources,
+ * COPY flags, variables other than `$ARCH` in COPY sources), it is built as written and a
+ * `SEALER_DIFFERENCE` warning says what sealer would do (docs/kubefile.md).
  */
 import { KubefileSyntaxError, UnsupportedError, UsageError } from '../errors';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform';
@@ -150,7 +157,8 @@ class Interpreter {
       case 'COPY':
       case 'ADD': {
         const b = this.need(i);
-        const withArch = this.lookup({ ARCH: this.stagePlatform.architecture });
+        const withArch = i.kind === 'COPY' ? this.lookup({ ARCH: this.stagePlatform.architecture }) : this.lookup();
+        if (i.kind === 'COPY') this.noteSealerCopy(i);
         const sources = i.sources.map((s) => this.expand(i, s, withArch, i.form === 'json'));
         const dest = this.expand(i, i.dest, this.lookup(), i.form === 'json');
         const chown = i.chown !== undefined ? this.expand(i, i.chown) : undefined;
@@ -163,14 +171,16 @@ class Interpreter {
           if (from === b) throw this.error(i, `${i.kind} --from=${fromName} names the stage being built`, 'an earlier stage or an image');
           from ??= ImageBuilder.fromSibling(b, fromName, { platform: this.stagePlatform });
         }
-        const opts = { chown, chmod, ...(from ? { from, fromName } : {}) };
+        const checksum = i.kind === 'ADD' && i.checksum !== undefined ? this.expand(i, i.checksum) : undefined;
+        const opts = { chown, chmod, ...(from ? { from, fromName } : {}), ...(checksum !== undefined ? { checksum } : {}) };
         return this.set(i.kind === 'COPY' ? b.copy(sources, dest, opts) : b.add(sources, dest, opts), i);
       }
       case 'ENV': {
         const b = this.need(i);
         const env = this.pairs(i, i.pairs);
         for (const [k, v] of Object.entries(env)) this.vars.set(k, v);
-        return this.set(b.env(env, { extension: i.form === 'pairs' }), i);
+        // The config gets buildkit's values; the extension what sealer records (as written).
+        return this.set(b.env(env, { extension: asRecord(i.sealerPairs) }), i);
       }
       case 'LABEL':
         return this.set(this.need(i).label(this.pairs(i, i.pairs)), i);
@@ -198,22 +208,20 @@ class Interpreter {
       case 'CSI': {
         const b = this.need(i);
         const withArch = this.lookup({ ARCH: this.stagePlatform.architecture });
-        const sources = i.sources.map((s) => {
-          if (s.type === 'remote') {
-            throw new UnsupportedError(`${this.where(i)}${i.kind} ${i.name}: remote source ${s.location} is not downloaded by the builder; fetch it into the context and use local://`, 'remote-app-source', { file: this.options.file, line: i.line });
-          }
-          if (s.type === 'path') this.warn(i, 'APP_SOURCE_SCHEME', `${i.kind} ${i.name}: source ${s.text} has no local:// prefix (sealer requires one); read as local://${s.text}`);
-          return this.expand(i, s.location, withArch, i.form === 'json');
-        });
+        // Local paths and URLs alike: local ones keep no scheme, so the builder tells them apart.
+        const sources = i.sources.map((s) => this.expand(i, s.location, withArch, i.form === 'json'));
         const method = i.kind === 'APP' ? 'app' : i.kind === 'CNI' ? 'cni' : 'csi';
         return this.set(b[method](i.name, sources), i);
       }
       case 'APPCMDS':
         return this.set(this.need(i).appCmds(i.name, i.commands), i);
       case 'APPENV':
-        return this.set(this.need(i).appEnv(i.name, this.pairs(i, i.pairs)), i);
+        // As written: sealer neither unquotes nor expands APPENV values.
+        return this.set(this.need(i).appEnv(i.name, asRecord(i.pairs)), i);
       case 'KUBEVERSION':
-        return this.set(this.need(i).kubeVersion(i.range), i);
+        // sealer writes the text as written into the label (quotes included).
+        if (i.text !== i.range) this.warn(i, 'SEALER_DIFFERENCE', `KUBEVERSION ${i.text}: sealer keeps the quotes in the label ${JSON.stringify(i.text)}`);
+        return this.set(this.need(i).kubeVersion(i.text), i);
     }
   }
 
@@ -235,6 +243,33 @@ class Interpreter {
     if (executor !== 'host' && !(typeof executor === 'object' && executor.name === 'host-shell')) return;
     this.warnedHostRun = true;
     this.warn(i, 'RUN_ON_HOST', 'RUN executes on this host without a sandbox (runExecutor: host): the commands, and any program the base image puts in bin/, run as the builder with its files, environment and network');
+  }
+
+  /**
+   * sealer turns COPY into `COPY <first word, $ARCH expanded> <second word>` for buildah: flags,
+   * further words, and any variable but `$ARCH` in the source are lost
+   * (https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/kubefile.go#L273-L300).
+   */
+  private noteSealerCopy(i: Extract<Instruction, { kind: 'COPY' }>): void {
+    const dropped: string[] = [];
+    if (i.from !== undefined) dropped.push(`--from=${i.from} (sealer copies from the build context)`);
+    if (i.chown !== undefined) dropped.push(`--chown=${i.chown} (sealer's files are root's)`);
+    if (i.chmod !== undefined) dropped.push(`--chmod=${i.chmod}`);
+    if (i.sources.length > 1) dropped.push(`every word after ${JSON.stringify(i.sources[0])} but the first (sealer copies ${i.sources[0]} to ${i.sources[1]})`);
+    if (i.form === 'json' && [...i.sources, i.dest].some((w) => /\s/.test(w))) dropped.push('the JSON form (sealer joins its words with spaces, so a blank splits a path)');
+    const others = new Set<string>();
+    for (const s of i.sources) {
+      try {
+        expandWord(s, (name) => {
+          if (name !== 'ARCH') others.add(name);
+          return 'x';
+        }, { escape: this.kf.escape, quotes: i.form !== 'json' });
+      } catch {
+        // The expansion that follows reports it, with its position.
+      }
+    }
+    if (others.size > 0) dropped.push(`the value of ${[...others].map((n) => `$${n}`).join(', ')} in the source (sealer expands only $ARCH there; the rest become empty)`);
+    if (dropped.length > 0) this.warn(i, 'SEALER_DIFFERENCE', `sealer v0.11 would build this COPY without ${dropped.join('; ')}`);
   }
 
   private where(i: Instruction): string {
@@ -280,6 +315,12 @@ class Interpreter {
       this.stages.set(i.stage, b);
     }
   }
+}
+
+function asRecord(pairs: readonly KeyValue[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) out[p.key] = p.value;
+  return out;
 }
 
 /**

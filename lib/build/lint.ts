@@ -14,7 +14,9 @@
 import * as yaml from 'js-yaml';
 import { CloudRootfsError } from '../errors';
 import { Image } from '../image/image';
+import { appNameProblem } from '../kubefile';
 import type { Platform } from '../image/types';
+import { cleanPath } from '../path';
 import { Rootfs } from '../rootfs/rootfs';
 import { DEFAULT_CONTAINER_RUNTIME, SEALER_LABELS, getImageExtension, parseMetadata, type CloudRootfsMetadata } from '../sealer';
 import { APP_ROOT } from './apps';
@@ -249,6 +251,16 @@ export async function lintRootfs(rootfs: Rootfs, options: LintOptions = {}): Pro
   return c.report(version);
 }
 
+/** Whether `<dir>/<file>` (joined as Go's filepath.Join does) names something inside `dir`. */
+function appFileExists(rootfs: Rootfs, dir: string, file: string): boolean {
+  try {
+    const path = cleanPath(`${dir}/${file}`);
+    return path.startsWith(`${dir}/`) && rootfs.get(path) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** Lint an image: its merged rootfs with its labels and platform, plus its sealer extension. */
 export async function lintImage(image: Image): Promise<LintReport> {
   const rootfs = await image.flatten();
@@ -261,6 +273,11 @@ export async function lintImage(image: Image): Promise<LintReport> {
       c.warn('NO_SEALER_EXTENSION', 'the image has no sealer.image.extension annotation: sealer v0.9+ run and inspect need it', 'annotation:sealer.image.extension');
     } else {
       ext.applications.forEach((app, i) => {
+        const problem = appNameProblem(app.name);
+        if (problem !== undefined) {
+          c.error('APP_NAME_INVALID', `app name ${JSON.stringify(app.name)} ${problem}`, 'annotation:sealer.image.extension', `/applications/${i}/name`);
+          return;
+        }
         const dir = `${APP_ROOT}/${app.name}`;
         if (rootfs.get(dir)?.type !== 'directory') {
           c.error('APP_MISSING', `app ${app.name} is declared but ${dir}/ does not exist`, 'annotation:sealer.image.extension', `/applications/${i}`);
@@ -268,7 +285,8 @@ export async function lintImage(image: Image): Promise<LintReport> {
         }
         if (app.type === 'helm') return;
         app.files.forEach((f, j) => {
-          if (!rootfs.get(`${dir}/${f}`)) c.error('APP_FILE_MISSING', `app ${app.name} lists ${f}, which is not in ${dir}/`, 'annotation:sealer.image.extension', `/applications/${i}/files/${j}`);
+          // sealer joins them with filepath.Join, so `/a.yaml` (what sealer records) is `a.yaml`.
+          if (!appFileExists(rootfs, dir, f)) c.error('APP_FILE_MISSING', `app ${app.name} lists ${f}, which is not in ${dir}/`, 'annotation:sealer.image.extension', `/applications/${i}/files/${j}`);
         });
       });
       const names = new Set(ext.applications.map((a) => a.name));

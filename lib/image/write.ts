@@ -8,7 +8,7 @@ import { Layer } from '../layer/layer';
 import { EncodedLayer, EncodeLayerOptions } from '../tar/write';
 import { Image, ImageIndex } from './image';
 import { KnownBlob, encodingCacheOf, encodingKey, forgetEncoding, knownEncoding, ociLayerMediaType, rememberEncoding } from './layer';
-import { CloudRootfsError, InvalidImageError } from '../errors';
+import { CloudRootfsError } from '../errors';
 import { errnoCode } from '../fs';
 import { serializeImage, serializeIndex, WrittenLayer } from './serialize';
 import type { Descriptor } from './types';
@@ -92,10 +92,6 @@ async function putSmall(target: BlobTarget, bytes: Buffer, descriptor: Descripto
 
 /** Write every blob of `image` and return its manifest descriptor (with platform). */
 export async function writeImage(image: Image, target: BlobTarget, options: WriteImageOptions = {}): Promise<Descriptor> {
-  if (image.layers.length === 0) {
-    // The OCI manifest schema requires a layer; readers (ours, oci-image-tool) refuse none.
-    throw new InvalidImageError('an image needs at least one layer (add a file, or COPY something, before writing it)');
-  }
   const layers = await writeLayers(image, target, options);
   await options.beforeManifest?.(image, target);
   const s = serializeImage(image, layers);

@@ -32,6 +32,7 @@ export function formatInstruction(i: Instruction): string {
         ['from', i.from],
         ['chown', i.chown],
         ['chmod', i.chmod],
+        ['checksum', i.checksum],
       ])}`;
       return `${head} ${i.form === 'json' ? jsonArray(words) : words.join(' ')}`;
     }
@@ -64,9 +65,11 @@ export function formatInstruction(i: Instruction): string {
     }
     case 'APPCMDS':
       return `APPCMDS ${i.name} ${jsonArray(i.commands)}`;
-    case 'APPENV':
-      return `APPENV ${i.name} ${pairs(i.pairs)}`;
+    case 'APPENV': {
+      const words = [i.name, ...i.pairs.map((p) => `${p.key}=${p.value}`)];
+      return `APPENV ${i.form === 'json' ? jsonArray(words) : words.join(' ')}`;
+    }
     case 'KUBEVERSION':
-      return `KUBEVERSION ${i.range}`;
+      return `KUBEVERSION ${i.text}`;
   }
 }

@@ -6,6 +6,8 @@ export { parseKubefile } from './parser';
 export { expandWord, splitWords } from './expand';
 export type { ExpandOptions, VariableLookup } from './expand';
 export { formatInstruction } from './format';
+export { appNameProblem, sealerCmdText, sealerEnvPairs, sealerPairs, splitSealerWords, type SealerWord } from './sealer-words';
+export { APP_SOURCE_SCHEME_MESSAGE } from './parser';
 export { INSTRUCTION_KINDS } from './types';
 export type {
   AddInstruction,

@@ -7,6 +7,7 @@ import { KubefileSyntaxError } from '../errors';
 import { scanWord, splitAssignment, type WordSpan } from './expand';
 import { parseJsonStringArray } from './json-array';
 import { scanKubefile, type LogicalLine } from './scan';
+import { appNameProblem, sealerCmdText, sealerEnvPairs, sealerPairs, splitSealerWords, type SealerWord } from './sealer-words';
 import {
   INSTRUCTION_KINDS,
   type AppSource,
@@ -57,12 +58,12 @@ const KNOWN = new Set<string>(INSTRUCTION_KINDS);
 const ALLOWED_FLAGS: Partial<Record<InstructionKind, Record<string, boolean>>> = {
   FROM: { platform: false },
   COPY: { from: false, chown: false, chmod: false },
-  ADD: { from: false, chown: false, chmod: false },
+  ADD: { from: false, chown: false, chmod: false, checksum: false },
   RUN: { mount: true, network: false, security: false },
 };
 
-/** App names become the directory `application/apps/<name>/`, so they must be one safe segment. */
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** `ADD --checksum=`: the digests BuildKit accepts, with their hex lengths. */
+const CHECKSUM = /^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/;
 const STAGE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 const ARG_NAME = /^[^\s"'$=`\\]+$/;
 const SEMVER_RANGE = /^[0-9A-Za-z.*^~<>=|,\s+-]+$/;
@@ -230,6 +231,27 @@ class InstructionText {
     return { form: 'shell', words: this.argumentWords(kind) };
   }
 
+  /**
+   * sealer's own reading of APP, CNI, CSI, APPENV and LAUNCH arguments: a JSON array as above,
+   * else the text split on blanks with quotes and escapes left in the words (sealer-words.ts).
+   */
+  sealerList(kind: string): { form: 'json' | 'shell'; words: SealerWord[] } {
+    const args = this.args;
+    if (args.startsWith('[')) {
+      const parsed = parseJsonStringArray(args);
+      if (parsed.ok) return { form: 'json', words: parsed.values.map((text) => ({ text, start: this.argsOffset })) };
+      if (parsed.notStrings || /^\[\s*["\]]/.test(args)) {
+        this.fail(this.argsOffset + parsed.offset, `${kind} has a malformed JSON array: ${parsed.reason}`, parsed.expected);
+      }
+    }
+    const words = splitSealerWords(args, this.argsOffset);
+    const hash = words.find((w) => w.text.startsWith('#'));
+    if (hash) {
+      this.warn(hash.start, 'INLINE_COMMENT', `"${hash.text}" is an argument to ${kind}: a comment must be on its own line`);
+    }
+    return { form: 'shell', words };
+  }
+
   /** JSON form for RUN and CMD: malformed JSON falls back to shell form (sh has a `[` command). */
   jsonOrShell(kind: string): { form: 'json'; values: string[] } | { form: 'shell' } {
     const args = this.args;
@@ -260,12 +282,9 @@ class InstructionText {
   }
 
   appName(name: string, offset: number, kind: string): string {
-    if (!APP_NAME.test(name)) {
-      this.fail(
-        offset,
-        `${kind}: invalid app name ${JSON.stringify(name)} (it becomes the directory application/apps/<name>/)`,
-        'an app name of letters, digits, ".", "_" and "-", starting with a letter or digit',
-      );
+    const problem = appNameProblem(name);
+    if (problem !== undefined) {
+      this.fail(offset, `${kind}: invalid app name ${JSON.stringify(name)}: it ${problem}`, 'a non-empty app name that is one directory name');
     }
     return name;
   }
@@ -318,6 +337,7 @@ function parseInstruction(t: InstructionText): Instruction {
     case 'ARG':
       return { ...t.base('ARG'), args: parseArgs(t) };
     case 'ENV':
+      return parseEnv(t);
     case 'LABEL':
       return { ...t.base(kind), ...parseKeyValues(t, kind) };
     case 'MAINTAINER':
@@ -341,7 +361,7 @@ function parseInstruction(t: InstructionText): Instruction {
     case 'APPENV':
       return parseAppEnv(t);
     case 'KUBEVERSION':
-      return { ...t.base('KUBEVERSION'), range: parseKubeVersion(t) };
+      return { ...t.base('KUBEVERSION'), range: parseKubeVersion(t), text: t.args };
   }
 }
 
@@ -378,10 +398,20 @@ function parseCopy(t: InstructionText, kind: 'COPY' | 'ADD'): Instruction {
       `${kind} <source>… <destination>`,
     );
   }
-  const optional: { from?: string; chown?: string; chmod?: string } = {};
-  for (const name of ['from', 'chown', 'chmod'] as const) {
+  const optional: { from?: string; chown?: string; chmod?: string; checksum?: string } = {};
+  for (const name of ['from', 'chown', 'chmod', 'checksum'] as const) {
     const value = t.flag(name);
     if (value !== undefined) optional[name] = value;
+  }
+  if (optional.checksum !== undefined) {
+    const at = t.flags.find((f) => f.name === 'checksum')!.offset;
+    if (!CHECKSUM.test(optional.checksum)) {
+      t.fail(at, `ADD --checksum=${optional.checksum} is not a digest`, '--checksum=sha256:<64 hex digits> (or sha384, sha512)');
+    }
+    const sources = values.slice(0, -1);
+    if (sources.length > 1) t.fail(at, 'ADD --checksum takes a single source (the digest names one file)', 'ADD --checksum=<digest> <url> <destination>');
+    const local = sources.find((s) => !/^https?:\/\//.test(s));
+    if (local !== undefined) t.fail(at, `ADD --checksum needs http:// or https:// sources (${JSON.stringify(local)} is not one)`, 'ADD --checksum=<digest> <url> <destination>');
   }
   return {
     ...t.base(kind),
@@ -442,6 +472,15 @@ function parseKeyValues(t: InstructionText, kind: 'ENV' | 'LABEL'): { form: 'pai
   return { form: 'legacy', pairs: [{ key: words[0].text, value: t.text.slice(words[1].start) }] };
 }
 
+function parseEnv(t: InstructionText): Instruction {
+  const base = { ...t.base('ENV'), ...parseKeyValues(t, 'ENV') };
+  const sealer = sealerEnvPairs(base.original);
+  if (sealer.refused) {
+    t.warn(t.keywordOffset, 'SEALER_DIFFERENCE', `sealer v0.11 refuses this ENV line: it reads ENV only when written "ENV " (upper case, one space)`);
+  }
+  return { ...base, sealerPairs: sealer.pairs };
+}
+
 function parseRun(t: InstructionText): Instruction {
   if (t.args === '') t.failArgs('RUN needs a command', 'RUN <command> or RUN ["executable", "arg", …]');
   const flags = {
@@ -468,15 +507,20 @@ function parseCmd(t: InstructionText): Instruction {
           .map((c) => c.trim())
           .filter((c) => c !== '');
   if (commands.length === 0) t.fail(t.argsOffset, 'CMD needs a command', 'CMD <command>[, <command>…]');
-  return { ...t.base('CMD'), form: args.form, text: t.args, commands };
+  const base = t.base('CMD');
+  const sealer = sealerCmdText(base.original);
+  if (sealer === undefined) {
+    t.warn(t.keywordOffset, 'SEALER_DIFFERENCE', 'sealer v0.11 fails on this CMD line: it reads CMD only when written "CMD " (upper case, one space)');
+  } else if (sealer !== t.args) {
+    t.warn(t.argsOffset, 'SEALER_DIFFERENCE', `sealer v0.11 cuts a CMD line at its next "CMD ": the command recorded is ${JSON.stringify(sealer)}`);
+  }
+  return { ...base, form: args.form, text: sealer ?? t.args, commands };
 }
 
 function parseLaunch(t: InstructionText): Instruction {
-  const args = t.jsonOrWords('LAUNCH');
-  const names =
-    args.form === 'json'
-      ? args.values.map((text) => ({ text, start: t.argsOffset }))
-      : args.words.map((w) => ({ text: w.text, start: w.start }));
+  const args = t.sealerList('LAUNCH');
+  // sealer trims each name (kubefile.go#L422).
+  const names = args.words.map((w) => ({ text: w.text.trim(), start: w.start }));
   if (names.length === 0) t.failArgs('LAUNCH needs at least one app name', 'LAUNCH ["app", …]');
   const apps: string[] = [];
   for (const { text, start } of names) {
@@ -487,25 +531,27 @@ function parseLaunch(t: InstructionText): Instruction {
   return { ...t.base('LAUNCH'), form: args.form, apps };
 }
 
+/** sealer's message for a source without `local://`, `http://` or `https://` (CNI and CSI say APP too). */
+export const APP_SOURCE_SCHEME_MESSAGE = 'source schema should be specified with https:// http:// local:// in APP';
+
+/**
+ * One APP/CNI/CSI source. As in sealer, the scheme is matched case-sensitively and every other
+ * word is refused with sealer's own message
+ * (https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/app_handler.go#L44-L52).
+ */
 function appSource(t: InstructionText, kind: string, text: string, offset: number): AppSource {
   if (text.startsWith('local://')) {
     const location = text.slice('local://'.length);
     if (location === '') t.fail(offset, `${kind}: local:// needs a path`, 'local://<path in the build context>');
     return { text, type: 'local', location };
   }
-  if (/^https?:\/\//i.test(text)) return { text, type: 'remote', location: text };
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
-    t.fail(offset, `${kind}: unsupported source ${JSON.stringify(text)}`, 'local://<path>, http(s)://<url> or a path in the build context');
-  }
-  return { text, type: 'path', location: text };
+  if (text.startsWith('http://') || text.startsWith('https://')) return { text, type: 'remote', location: text };
+  return t.fail(offset, APP_SOURCE_SCHEME_MESSAGE, 'local://<path in the build context>, http://<url> or https://<url>');
 }
 
 function parseApp(t: InstructionText, kind: 'APP' | 'CNI' | 'CSI'): Instruction {
-  const args = t.jsonOrWords(kind);
-  const words =
-    args.form === 'json'
-      ? args.values.map((text) => ({ text, start: t.argsOffset }))
-      : args.words.map((w) => ({ text: w.text, start: w.start }));
+  const args = t.sealerList(kind);
+  const words = args.words;
   if (words.length < 2) {
     t.failArgs(
       `${kind} needs an app name and at least one source (got ${plural(words.length, 'argument')})`,
@@ -530,12 +576,15 @@ function parseAppCmds(t: InstructionText): Instruction {
 }
 
 function parseAppEnv(t: InstructionText): Instruction {
-  const words = t.argumentWords('APPENV');
-  if (words.length < 2) {
-    t.failArgs(`APPENV needs an app name and at least one KEY=VALUE pair (got ${plural(words.length, 'argument')})`, 'APPENV <app> KEY=VALUE …');
-  }
+  const args = t.sealerList('APPENV');
+  const words = args.words;
+  if (words.length === 0) t.failArgs('APPENV needs an app name', 'APPENV <app> KEY=VALUE …');
   const name = t.appName(words[0].text, words[0].start, 'APPENV');
-  return { ...t.base('APPENV'), name, pairs: keyValuePairs(t, 'APPENV', words.slice(1)) };
+  const { pairs, skipped } = sealerPairs(words.slice(1).map((w) => w.text));
+  for (const w of words.slice(1)) {
+    if (!w.text.includes('=')) t.warn(w.start, 'APPENV_WORD_SKIPPED', `APPENV ${name}: ${JSON.stringify(w.text)} has no "=", so it sets nothing (sealer skips it too)`);
+  }
+  return { ...t.base('APPENV'), form: args.form, name, pairs, skipped };
 }
 
 function parseKubeVersion(t: InstructionText): string {

@@ -72,6 +72,8 @@ interface CopyLike<K extends 'COPY' | 'ADD'> extends InstructionBase<K> {
   chown?: Word;
   /** `--chmod=` */
   chmod?: Word;
+  /** `--checksum=` (ADD of a URL only, as in BuildKit): the digest the download must have. */
+  checksum?: Word;
 }
 
 export type CopyInstruction = CopyLike<'COPY'>;
@@ -101,6 +103,12 @@ export type KeyValueForm = 'pairs' | 'legacy';
 export interface EnvInstruction extends InstructionBase<'ENV'> {
   form: KeyValueForm;
   pairs: KeyValue[];
+  /**
+   * What sealer v0.10+ records in the image extension's `env` for this line: the original text
+   * after `ENV ` split on single spaces, each word holding an `=` a pair, quotes and `$` kept as
+   * written (sealer does not expand them). Can differ from `pairs` (`ENV A="x y"` gives `A` = `"x`).
+   */
+  sealerPairs: KeyValue[];
 }
 
 export interface LabelInstruction extends InstructionBase<'LABEL'> {
@@ -128,7 +136,11 @@ export type RunInstruction = InstructionBase<'RUN'> &
 
 export interface CmdInstruction extends InstructionBase<'CMD'> {
   form: ArgumentForm;
-  /** Everything after the keyword, as written (what sealer v0.9+ keeps). */
+  /**
+   * What sealer v0.9+ records as the launch command: the original line between its first `CMD `
+   * and the next one (sealer splits on `CMD `), without surrounding blanks; the whole argument
+   * text when the line holds no upper-case `CMD `.
+   */
   text: string;
   /** Shell form split on commas (sealer v0.7–v0.8), or the JSON array. */
   commands: string[];
@@ -146,8 +158,8 @@ export interface LaunchInstruction extends InstructionBase<'LAUNCH'> {
 export interface AppSource {
   /** The source as written. */
   text: Word;
-  /** `local://…` (in the build context), `http(s)://…` (downloaded), or a bare context path. */
-  type: 'local' | 'remote' | 'path';
+  /** `local://…` (in the build context) or `http://…`/`https://…` (downloaded), as sealer spells them. */
+  type: 'local' | 'remote';
   /** `text` without `local://`; the URL for remote sources. */
   location: string;
 }
@@ -168,13 +180,21 @@ export interface AppCmdsInstruction extends InstructionBase<'APPCMDS'> {
 }
 
 export interface AppEnvInstruction extends InstructionBase<'APPENV'> {
+  form: ArgumentForm;
   name: string;
+  /**
+   * The words after the name that hold an `=`, split at the first one, exactly as written: sealer
+   * neither unquotes nor expands them, and it skips words without `=` (listed in `skipped`).
+   */
   pairs: KeyValue[];
+  skipped: string[];
 }
 
 export interface KubeVersionInstruction extends InstructionBase<'KUBEVERSION'> {
   /** A semver range such as `>=1.20.0` or `1.19.x || 1.20.x` (surrounding quotes removed). */
   range: string;
+  /** The argument as written: what sealer puts in the label, quotes included. */
+  text: string;
 }
 
 export type Instruction =
@@ -212,7 +232,11 @@ export type ParseWarningCode =
   /** `ARG a=1,b=2`: sealer v0.7–v0.8 split on commas; buildkit (and we) do not. */
   | 'ARG_COMMA_LIST'
   /** The same app named twice in LAUNCH. */
-  | 'DUPLICATE_LAUNCH_APP';
+  | 'DUPLICATE_LAUNCH_APP'
+  /** A word of APPENV without `=`: sealer skips it. */
+  | 'APPENV_WORD_SKIPPED'
+  /** sealer v0.11 reads this line differently (or refuses it); the message says how. */
+  | 'SEALER_DIFFERENCE';
 
 export interface ParseWarning {
   code: ParseWarningCode;

@@ -7,13 +7,20 @@
  *   every image we build for sealer carries it; images without it still load and inspect here.
  * - `sealer.image.container.images`: JSON list of the container images the CloudImage embeds.
  *
- * Reading validates against a JSON schema and fills sealer's implicit defaults, so callers see
- * one complete shape. Writing validates too and stores canonical JSON (sorted keys, no spaces):
+ * Reading is as lenient as sealer's own reader: Go's `encoding/json` into sealer's structs
+ * (go-json.ts), so an extension sealer's tests write by hand (`{"type":"app-installer",…}`, no
+ * `schemaVersion`, no `buildClient`) reads, with Go's zero values for what it leaves out, and
+ * only what sealer cannot read either (a number where a string goes…) is an error. Writing is
+ * strict: the extension is validated against our JSON schema (`schemaVersion` `v1alpha1`, a known
+ * `type`, app names that are directories) and stored as canonical JSON (sorted keys, no spaces):
  * equal extensions give equal manifests, hence equal digests.
  */
+import { SchemaValidationError, type SchemaIssue } from '../errors';
 import { Image } from '../image/image';
 import { canonicalJson } from '../image/json';
-import { parseSealerDocument, validateSealerDocument } from './schema';
+import { parseJsonText } from '../image/schema';
+import { decodeGo, goMap, goSlice, goString, goStruct, type GoValue } from './go-json';
+import { validateSealerDocument } from './schema';
 
 export const SEALER_EXTENSION_ANNOTATION = 'sealer.image.extension';
 export const SEALER_CONTAINER_IMAGES_ANNOTATION = 'sealer.image.container.images';
@@ -42,8 +49,13 @@ export interface SealerApplication {
 
 export interface ImageExtension {
   buildClient: { sealerVersion: string; buildahVersion: string };
-  schemaVersion: 'v1alpha1';
-  type: 'kube-installer' | 'app-installer';
+  /** `v1alpha1` in what we write; read as found (`''` when absent: sealer does not check it). */
+  schemaVersion: string;
+  /**
+   * `kube-installer` or `app-installer` in what we write; read as found (`''` when absent).
+   * sealer's `run` treats anything but `app-installer` as a cluster image.
+   */
+  type: string;
   applications: SealerApplication[];
   launch: { cmds?: string[]; app_names?: string[] };
   env?: Record<string, string>;
@@ -69,7 +81,36 @@ export function defaultImageExtension(partial: Partial<ImageExtension> = {}): Im
   };
 }
 
-// --- normalisation: Go's omitempty/null forms → one shape ----------------------------------------
+// --- reading: sealer's Go structs ---------------------------------------------------------------
+
+/** sealer's Application (application.go#L26-L39). */
+const GO_APPLICATION = goStruct({
+  name: goString,
+  type: goString,
+  files: goSlice(goString),
+  version: goString,
+  env: goMap(goString),
+  cmds: goSlice(goString),
+});
+
+/**
+ * The struct sealer decodes the annotation into, `v1ImageExtension`
+ * (https://github.com/sealerio/sealer/blob/v0.11.0/pkg/define/image/v1/sealer_image.go#L124-L160).
+ */
+const GO_EXTENSION = goStruct({
+  buildClient: goStruct({ sealerVersion: goString, buildahVersion: goString }),
+  schemaVersion: goString,
+  type: goString,
+  labels: goMap(goString),
+  applications: goSlice(GO_APPLICATION),
+  launch: goStruct({ cmds: goSlice(goString), app_names: goSlice(goString) }),
+  env: goMap(goString),
+});
+
+/** `[]*ContainerImage` (sealer_image.go#L62-L75, Platform in types/api/v1/image_types.go#L97-L103). */
+const GO_CONTAINER_IMAGES = goSlice(
+  goStruct({ image: goString, appName: goString, platform: goStruct({ architecture: goString, os: goString, variant: goString }) }),
+);
 
 type Loose = Record<string, unknown>;
 
@@ -83,7 +124,7 @@ function stringList(v: unknown): string[] | undefined {
 
 function normalizeApplication(raw: Loose): SealerApplication {
   const app: SealerApplication = {
-    name: raw.name as string,
+    name: typeof raw.name === 'string' ? raw.name : '',
     type: typeof raw.type === 'string' ? raw.type : '',
     files: stringList(raw.files) ?? [],
     version: 'v1',
@@ -95,6 +136,7 @@ function normalizeApplication(raw: Loose): SealerApplication {
   return app;
 }
 
+/** One shape for both readers: lists and maps present, empty ones left out where Go omits them. */
 function normalizeExtension(raw: Loose): ImageExtension {
   const bc = (raw.buildClient ?? {}) as Loose;
   const launchRaw = (raw.launch ?? {}) as Loose;
@@ -108,9 +150,8 @@ function normalizeExtension(raw: Loose): ImageExtension {
       sealerVersion: typeof bc.sealerVersion === 'string' ? bc.sealerVersion : '',
       buildahVersion: typeof bc.buildahVersion === 'string' ? bc.buildahVersion : '',
     },
-    schemaVersion: SEALER_SCHEMA_VERSION,
-    // sealer treats a missing type as a cluster image (only app-installer is special-cased).
-    type: raw.type === APP_INSTALLER ? APP_INSTALLER : KUBE_INSTALLER,
+    schemaVersion: typeof raw.schemaVersion === 'string' ? raw.schemaVersion : '',
+    type: typeof raw.type === 'string' ? raw.type : '',
     applications: ((raw.applications as Loose[] | null | undefined) ?? []).map(normalizeApplication),
     launch,
     env: stringMap(raw.env) ?? {},
@@ -120,19 +161,35 @@ function normalizeExtension(raw: Loose): ImageExtension {
   return ext;
 }
 
+/** JSON text decoded as sealer decodes it into `type`; what sealer cannot read is a SchemaValidationError. */
+function readAsSealer(text: string, type: typeof GO_EXTENSION, schema: string, source: string): GoValue {
+  let raw: unknown;
+  try {
+    raw = parseJsonText(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new SchemaValidationError(schema, [{ field: '', message: `is not valid UTF-8 JSON (${reason})`, file: source }], source);
+  }
+  const issues: SchemaIssue[] = [];
+  const value = decodeGo(raw, type, issues);
+  if (issues.length > 0) throw new SchemaValidationError(schema, issues.map((i) => ({ ...i, file: source })), source);
+  return value;
+}
+
 // --- the extension annotation ---------------------------------------------------------------------
 
 const EXTENSION_SOURCE = `manifest annotation ${SEALER_EXTENSION_ANNOTATION}`;
 const IMAGES_SOURCE = `manifest annotation ${SEALER_CONTAINER_IMAGES_ANNOTATION}`;
 
 /**
- * The image's sealer extension, or undefined when it has none. A present but invalid one is a
- * SchemaValidationError whose issues name the field (`/applications/0/name must be string`).
+ * The image's sealer extension, read as sealer reads it, or undefined when it has none (sealer's
+ * inspect fails then). What sealer cannot read is a SchemaValidationError whose issues name the
+ * field (`/applications/0/name cannot be read as a Go string…`).
  */
 export function getImageExtension(image: Image): ImageExtension | undefined {
   const text = image.annotations[SEALER_EXTENSION_ANNOTATION];
   if (text === undefined || text === '') return undefined;
-  return normalizeExtension(parseSealerDocument<Loose>('image-extension', text, EXTENSION_SOURCE));
+  return normalizeExtension((readAsSealer(text, GO_EXTENSION, 'sealer image extension', EXTENSION_SOURCE) ?? {}) as Loose);
 }
 
 /** The extension as the annotation stores it (validated, canonical JSON). */
@@ -146,9 +203,21 @@ export function withImageExtension(image: Image, ext: ImageExtension): Image {
   return image.withAnnotation(SEALER_EXTENSION_ANNOTATION, formatImageExtension(ext));
 }
 
-/** Read-modify-write of the extension (starting from the default when the image has none). */
+/**
+ * Read-modify-write of the extension (starting from the default when the image has none). What
+ * sealer does not look at (`schemaVersion`, `buildClient`) is filled in when the image lacks it;
+ * the rest must pass the strict check of what we write.
+ */
 export function updateImageExtension(image: Image, update: (ext: ImageExtension) => ImageExtension): Image {
-  return withImageExtension(image, update(getImageExtension(image) ?? defaultImageExtension()));
+  const current = getImageExtension(image);
+  const base = current
+    ? {
+        ...current,
+        schemaVersion: current.schemaVersion || SEALER_SCHEMA_VERSION,
+        buildClient: current.buildClient.sealerVersion || current.buildClient.buildahVersion ? current.buildClient : { ...DEFAULT_BUILD_CLIENT },
+      }
+    : defaultImageExtension();
+  return withImageExtension(image, update(base));
 }
 
 // --- the container image list ---------------------------------------------------------------------
@@ -167,11 +236,11 @@ function normalizeContainerImage(raw: Loose): ContainerImageRef {
   return out;
 }
 
-/** The container images the CloudImage says it embeds ([] when it says nothing). */
+/** The container images the CloudImage says it embeds ([] when it says nothing), read as sealer reads them. */
 export function getContainerImages(image: Image): ContainerImageRef[] {
   const text = image.annotations[SEALER_CONTAINER_IMAGES_ANNOTATION];
   if (text === undefined || text === '') return [];
-  const list = parseSealerDocument<Loose[] | null>('container-images', text, IMAGES_SOURCE) ?? [];
+  const list = (readAsSealer(text, GO_CONTAINER_IMAGES, 'sealer container image list', IMAGES_SOURCE) ?? []) as Loose[];
   return list.map(normalizeContainerImage);
 }
 

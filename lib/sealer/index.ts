@@ -40,3 +40,10 @@ export {
   type RuntimeInfo,
 } from './labels';
 export { checkSealerDocument, validateSealerDocument, type SealerSchemaKind } from './schema';
+export {
+  parseImageListWithAuth,
+  authenticatedImages,
+  normalizeWithRegistry,
+  type ImageListWithAuthSection,
+  type AuthenticatedImage,
+} from './image-list-with-auth';

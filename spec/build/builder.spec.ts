@@ -207,7 +207,7 @@ describe('config and the sealer extension', () => {
     await expect(scratch().launch(['ghost']).build()).rejects.toThrow(/ghost.*defined: none/);
     await expect(scratch().app('bin', 'apps/binary').build()).rejects.toThrow(/APPCMDS/);
     await expect(scratch().cmd('kubectl get pods').app('nginx', 'apps/nginx').launch(['nginx']).build()).rejects.toThrow(/CMD/);
-    await expect(scratch().app('nginx', 'https://example.com/x.yaml').build()).rejects.toThrow(/remote source/);
+    await expect(scratch().app('nginx', 'git://example.com/x.git').build()).rejects.toThrow(/only local:\/\/, http:\/\/ and https:\/\//);
   });
 
   test('CMD and CMDS accumulate into launch.cmds', async () => {

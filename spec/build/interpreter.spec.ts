@@ -99,7 +99,7 @@ describe('COPY and ADD', () => {
     expect(() => build('FROM scratch\nCOPY ${X:?set X} x\n')).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX', line: 2 }));
   });
 
-  test('ADD unpacks a local tar; remote sources are refused', async () => {
+  test('ADD unpacks a local tar; URLs are downloaded (an unknown host fails fast), git sources refused', async () => {
     const chunks: Buffer[] = [];
     for await (const c of layerTarStream(Layer.fromRootfs(Rootfs.empty().withFile('helm', 'helm-binary', { mode: 0o755 })))) chunks.push(c as Buffer);
     const ctx = contextFromRootfs(files.withFile('helm.tar', Buffer.concat(chunks)), memfs());
@@ -107,7 +107,8 @@ describe('COPY and ADD', () => {
     const flat = await image.flatten();
     expect(await flat.readText('bin/helm')).toBe('helm-binary');
     expect(flat.get('etc/daemon.json')?.type).toBe('file');
-    await expect(build('FROM scratch\nADD https://example.com/helm.tgz bin/\n').image).rejects.toThrow(/remote sources/);
+    await expect(build('FROM scratch\nADD https://files.invalid/helm.tgz bin/\n').image).rejects.toMatchObject({ details: { causeCode: 'NETWORK_ERROR', line: 2 } });
+    await expect(build('FROM scratch\nADD git://example.com/x.git bin/\n').image).rejects.toThrow(/git sources are not/);
   });
 });
 
@@ -121,11 +122,13 @@ describe('ARG, ENV, LABEL, MAINTAINER', () => {
     expect(platformArgs({ os: 'linux', architecture: 'arm', variant: 'v7' }).TARGETPLATFORM).toBe('linux/arm/v7');
   });
 
-  test('ENV sets config env, the extension env (k=v form only) and variables for later lines', async () => {
+  test('ENV sets config env, the extension env (as sealer records it) and variables for later lines', async () => {
     const { image, warnings } = build('FROM scratch\nENV A=1 B=$A\nENV C=${A}-x\nENV LEGACY some value\nLABEL c=$C legacy="$LEGACY"\n');
     const img = await image;
     expect(img.env).toEqual({ A: '1', B: '', C: '1-x', LEGACY: 'some value' });
-    expect(getImageExtension(img)!.env).toEqual({ A: '1', B: '', C: '1-x' });
+    // sealer records the words of the line as written, unexpanded, and only those with an `=`:
+    // https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/kubefile.go#L380-L400
+    expect(getImageExtension(img)!.env).toEqual({ A: '1', B: '$A', C: '${A}-x' });
     expect(img.labels).toMatchObject({ c: '1-x', legacy: 'some value' });
     expect(warnings.map((w) => w.code)).toEqual(['LEGACY_KEY_VALUE']);
   });
@@ -205,7 +208,7 @@ describe('sealer instructions', () => {
     'CNI calico local://apps/calico.yaml',
     'CSI openebs local://apps/csi.yaml',
     'APP nginx local://apps/nginx/',
-    'APP mixed apps/mixed',
+    'APP mixed local://apps/mixed',
     'APPCMDS mixed ["kubectl apply -f a.yaml"]',
     'APPENV nginx REPLICAS=3 NAME=web',
     'LAUNCH ["calico", "nginx"]',
@@ -229,7 +232,7 @@ describe('sealer instructions', () => {
       'cluster.alpha.sealer.io/kube-csi-openebs': 'true',
     });
     expect(img.layers).toHaveLength(4);
-    expect(warnings.map((w) => [w.code, w.line])).toEqual([['APP_SOURCE_SCHEME', 6]]);
+    expect(warnings).toEqual([]);
     expect(listing(await img.flatten(), 'application/apps/calico')).toEqual(['application/apps/calico/calico.yaml']);
   });
 
@@ -241,7 +244,7 @@ describe('sealer instructions', () => {
     await expect(build('FROM scratch\nLAUNCH ["ghost"]\n').image).rejects.toMatchObject({ details: { line: 2 } });
     await expect(build('FROM scratch\nAPPCMDS ghost ["x"]\n').image).rejects.toThrow(/Kubefile:2: APPCMDS ghost/);
     await expect(build('FROM scratch\nAPPENV ghost A=b\n').image).rejects.toThrow(/APPENV/);
-    expect(() => build('FROM scratch\nAPP web https://example.com/web.yaml\n')).toThrow(/remote source/);
+    await expect(build('FROM scratch\nAPP web https://files.invalid/web.yaml\n').image).rejects.toMatchObject({ details: { causeCode: 'NETWORK_ERROR', line: 2 } });
     await expect(build('FROM scratch\nAPP mixed local://apps/mixed\n').image).rejects.toThrow(/APPCMDS/);
     expect(() => build('FROM scratch\nCMD a\nLAUNCH ["x"]\n')).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX' }));
   });
@@ -302,7 +305,7 @@ describe('every instruction fails with its Kubefile line', () => {
     ['APPCMDS', 'FROM scratch\nAPPCMDS ghost ["x"]\n', 'BUILD_FAILED', 2],
     ['APPENV', 'FROM scratch\nAPPENV ghost A=1\n', 'BUILD_FAILED', 2],
     ['CNI', 'FROM scratch\nCNI calico local://missing/\n', 'BUILD_FAILED', 2],
-    ['CSI', 'FROM scratch\nCSI openebs https://example.com/openebs.yaml\n', 'UNSUPPORTED', 2],
+    ['CSI', 'FROM scratch\nCSI openebs https://files.invalid/openebs.yaml\n', 'BUILD_FAILED', 2],
     ['KUBEVERSION', 'FROM scratch\nKUBEVERSION\n', 'KUBEFILE_SYNTAX', 2],
   ];
   test.each(cases)('%s', async (_kind, kubefile, code, line) => {

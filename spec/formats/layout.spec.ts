@@ -100,10 +100,16 @@ describe('OCI image layout', () => {
     expect(await mfs.promises.readdir('/busy')).toEqual(['x']);
   });
 
-  test('an image without layers is refused before anything is written', async () => {
+  test('an image without layers is written and read back (layers: [], diff_ids: [])', async () => {
+    // Valid OCI: the spec's prose says only that layers SHOULD have an entry; sealer builds such images.
     const mfs = memfs();
-    await expect(writeOciLayout(Image.empty(), '/out', { fs: mfs })).rejects.toMatchObject({ code: 'INVALID_IMAGE' });
-    expect(await mfs.promises.readdir('/')).toEqual([]);
+    const image = Image.empty({ os: 'linux', architecture: 'amd64' }).withLabel('only', 'metadata');
+    await writeOciLayout(image, '/out', { fs: mfs, tag: 'v1' });
+    const back = await readOciImage('/out', { fs: mfs, ref: 'v1', platform: { os: 'linux', architecture: 'amd64' } });
+    expect(back.layers).toEqual([]);
+    expect(JSON.parse(back.stored!.config.toString('utf8')).rootfs).toEqual({ type: 'layers', diff_ids: [] });
+    expect(back.labels).toEqual({ only: 'metadata' });
+    expect((await back.flatten()).size).toBe(0);
   });
 
   test('a second write reuses the first blob, and encodes again when that blob is gone', async () => {

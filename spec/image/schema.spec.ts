@@ -145,7 +145,7 @@ describe('issues name the bad field', () => {
   });
 
   it('copies the file name into each issue and the message', () => {
-    const doc = manifest({ layers: [] });
+    const doc = manifest({ layers: 'none' });
     const issues = checkOciDocument('manifest', doc, { file: 'blobs/sha256/abc' });
     expect(issues).toEqual([{ field: '/layers', message: expect.any(String), file: 'blobs/sha256/abc' }]);
     expect(() => validateOciDocument('manifest', doc, { file: 'blobs/sha256/abc' })).toThrow(/^blobs\/sha256\/abc: invalid OCI image manifest: \/layers /);

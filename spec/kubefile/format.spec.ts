@@ -7,6 +7,8 @@ function meaning(i: Instruction): Record<string, unknown> {
   void line, endLine, column, raw, original, keyword;
   // A JSON-form CMD's `text` is its array as written; the canonical spacing may differ.
   if (rest.kind === 'CMD' && rest.form === 'json') return { ...rest, text: undefined };
+  // APPENV words without `=` set nothing (sealer skips them); the canonical text leaves them out.
+  if (rest.kind === 'APPENV') return { ...rest, skipped: undefined };
   return rest;
 }
 
@@ -39,8 +41,13 @@ describe('formatInstruction', () => {
     ['CNI ["calico","local://calico.yaml"]', 'CNI ["calico", "local://calico.yaml"]'],
     ['csi openebs local://openebs/', 'CSI openebs local://openebs/'],
     ['APPCMDS mysql   ["bash install.sh"]', 'APPCMDS mysql ["bash install.sh"]'],
-    ['APPENV mysql  A=1 B="x y"', 'APPENV mysql A=1 B="x y"'],
-    ['KUBEVERSION ">=1.20.0"', 'KUBEVERSION >=1.20.0'],
+    // sealer splits APPENV on blanks and keeps quotes; `y"` has no `=` and is skipped:
+    // https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/line_parsers.go#L361-L372
+    ['APPENV mysql  A=1 B="x y"', 'APPENV mysql A=1 B="x'],
+    ['APPENV ["mysql", "B=x y"]', 'APPENV ["mysql", "B=x y"]'],
+    // sealer puts KUBEVERSION's text, quotes included, in the label:
+    // https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/kubefile.go#L266-L271
+    ['KUBEVERSION ">=1.20.0"', 'KUBEVERSION ">=1.20.0"'],
   ])('%j → %j', (line, expected) => {
     const instruction = parseOne(line);
     const text = formatInstruction(instruction);

@@ -72,11 +72,13 @@ describe('realistic sealer Kubefiles', () => {
       name: 'mysql',
       commands: ['helm install mysql mysql/ -f mysql-values.yaml'],
     });
+    // Words as sealer splits them: on blanks, quotes kept, split at the first `=`
+    // (https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/kubefile.go#L358-L365).
     expect(ofKind(kf.instructions[5], 'APPENV')).toMatchObject({
       name: 'mysql',
       pairs: [
         { key: 'MYSQL_ROOT_PASSWORD', value: 'secret' },
-        { key: '"NAMESPACE"', value: '"db"' },
+        { key: '"NAMESPACE', value: 'db"' },
       ],
     });
     expect(ofKind(kf.instructions[6], 'LAUNCH')).toMatchObject({ form: 'json', apps: ['calico', 'mysql'] });
@@ -379,10 +381,12 @@ describe('CMDS, LAUNCH and the app instructions', () => {
     expect(kf.warnings).toMatchObject([{ code: 'DUPLICATE_LAUNCH_APP', line: 2, column: 12 }]);
   });
 
-  it('reads APP with a plain context path and in JSON form', () => {
-    expect(ofKind(one('APP nginx manifests/nginx.yaml'), 'APP').sources).toEqual([
-      { text: 'manifests/nginx.yaml', type: 'path', location: 'manifests/nginx.yaml' },
-    ]);
+  it('refuses APP sources without a scheme, with sealer\'s message; reads the JSON form', () => {
+    // https://github.com/sealerio/sealer/blob/v0.11.0/build/kubefile/parser/app_handler.go#L44-L52
+    const message = 'source schema should be specified with https:// http:// local:// in APP';
+    for (const line of ['APP nginx manifests/nginx.yaml', 'CNI calico calico.yaml', 'APP a HTTPS://example.com/a.yaml', 'APP a git://example.com/a.git']) {
+      expect(() => one(line)).toThrow(expect.objectContaining({ code: 'KUBEFILE_SYNTAX', reason: message }));
+    }
     expect(ofKind(one('APP ["dashboard", "local://dash board.yaml"]'), 'APP')).toMatchObject({
       form: 'json',
       name: 'dashboard',

@@ -53,7 +53,7 @@ describe('sealer.image.extension', () => {
     expect(getContainerImages(base())).toEqual([]);
   });
 
-  test('reads what sealer v0.9 wrote (Go omitempty forms), filling sealer defaults', () => {
+  test('reads what sealer v0.9 wrote (Go omitempty forms), with Go\'s zero values', () => {
     // The fixture of sealer's own test (sealer_image_extension_test.go): no applications, no env.
     const text = '{"buildClient":{"sealerVersion":"0.9.0","buildahVersion":"1.27.1"},"schemaVersion":"v1alpha1","type":"kube-installer","launch":{"cmds":["ls","-l"]}}';
     const ext = getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, text));
@@ -67,7 +67,33 @@ describe('sealer.image.extension', () => {
     });
     // null lists and maps (Go nil slices marshalled without omitempty) are accepted too.
     const nulls = '{"schemaVersion":"v1alpha1","applications":null,"launch":null,"env":null,"labels":null}';
-    expect(getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, nulls))).toMatchObject({ applications: [], launch: {}, type: 'kube-installer' });
+    expect(getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, nulls))).toMatchObject({ applications: [], launch: {}, type: '' });
+  });
+
+  test('reads leniently what sealer reads: its own tests\' minimal extension, in sealer\'s meaning', () => {
+    // sealer's own test fixture: no schemaVersion, no buildClient, an unknown `launchfiles` field
+    // (https://github.com/sealerio/sealer/blob/v0.11.0/pkg/define/image/v1/sealer_image_test.go#L99).
+    const minimal =
+      '{"type":"app-installer","applications":[{"name":"cnstack-acos-0.0.5-beta","type":"shell","launchfiles":["cnstack-acos-0.0.5-beta-install.sh"],"version":"v1"}],' +
+      '"launch":{"cmds":["bash application/apps/cnstack-acos-0.0.5-beta/cnstack-acos-0.0.5-beta-install.sh"]}}';
+    // Go's json.Unmarshal into v1ImageExtension: missing fields are zero, unknown ones ignored
+    // (https://github.com/sealerio/sealer/blob/v0.11.0/pkg/define/image/v1/sealer_image.go#L124-L160).
+    expect(getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, minimal))).toEqual({
+      buildClient: { sealerVersion: '', buildahVersion: '' },
+      schemaVersion: '',
+      type: 'app-installer',
+      applications: [{ name: 'cnstack-acos-0.0.5-beta', type: 'shell', files: [], version: 'v1' }],
+      launch: { cmds: ['bash application/apps/cnstack-acos-0.0.5-beta/cnstack-acos-0.0.5-beta-install.sh'] },
+      env: {},
+    });
+    // Whatever string sealer finds it keeps (`"schemaVersion":"0.1","type":"app-image"`, sealer_image_test.go#L200).
+    const other = getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, '{"schemaVersion":"0.1","type":"app-image"}'));
+    expect(other).toMatchObject({ schemaVersion: '0.1', type: 'app-image' });
+    // Go matches field names case-insensitively, the last key winning; null leaves what was there.
+    const cased = getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, '{"Type":"kube-installer","TYPE":"app-installer","type":null,"Launch":{"App_Names":["a"]}}'));
+    expect(cased).toMatchObject({ type: 'app-installer', launch: { app_names: ['a'] } });
+    // `null` is Go's zero extension.
+    expect(getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, 'null'))).toMatchObject({ type: '', applications: [] });
   });
 
   test('write then read round-trips, in canonical JSON with every field sealer needs', () => {
@@ -99,28 +125,33 @@ describe('sealer.image.extension', () => {
     expect(getImageExtension(image)?.schemaVersion).toBe('v1alpha1');
   });
 
-  test('invalid extensions name the bad field', () => {
+  test('what sealer cannot read either names the bad field; writing is strict', () => {
     const bad = (json: string) => issuesOf(() => getImageExtension(base().withAnnotation(SEALER_EXTENSION_ANNOTATION, json)));
-    expect(bad('{"schemaVersion":"v2"}')).toEqual([expect.objectContaining({ field: '/schemaVersion', message: expect.stringContaining('v1alpha1') })]);
-    expect(bad('{"type":"kube-installer"}')).toEqual([expect.objectContaining({ field: '/schemaVersion', message: 'is required' })]);
-    expect(bad('{"schemaVersion":"v1alpha1","applications":[{"name":7}]}')[0]).toMatchObject({ field: '/applications/0/name' });
-    expect(bad('{"schemaVersion":"v1alpha1","applications":[{"name":"../etc"}]}')[0]).toMatchObject({ field: '/applications/0/name' });
-    expect(bad('{"schemaVersion":"v1alpha1","applications":[{"name":".."}]}')[0]).toMatchObject({ field: '/applications/0/name' });
-    expect(bad('{"schemaVersion":"v1alpha1","env":{"A":1}}')[0]).toMatchObject({ field: '/env/A' });
-    expect(bad('{"schemaVersion":"v1alpha1","type":"cluster"}')[0]).toMatchObject({ field: '/type' });
-    expect(bad('{"schemaVersion":"v1alpha1","launch":{"cmds":"ls"}}')[0]).toMatchObject({ field: '/launch/cmds' });
+    // Values of the wrong JSON type make Go's json.Unmarshal (and so sealer's inspect) fail.
+    expect(bad('{"schemaVersion":2}')).toEqual([expect.objectContaining({ field: '/schemaVersion', message: expect.stringContaining('Go string') })]);
+    expect(bad('{"applications":[{"name":7}]}')[0]).toMatchObject({ field: '/applications/0/name' });
+    expect(bad('{"env":{"A":1}}')[0]).toMatchObject({ field: '/env/A' });
+    expect(bad('{"launch":{"cmds":"ls"}}')[0]).toMatchObject({ field: '/launch/cmds' });
+    expect(bad('{"applications":{}}')[0]).toMatchObject({ field: '/applications' });
+    expect(bad('[]')[0]).toMatchObject({ field: '' });
+    // Every problem is reported, not only the first.
+    expect(bad('{"type":1,"env":{"A":true}}').map((i) => i.field)).toEqual(['/type', '/env/A']);
     expect(bad('not json')[0]).toMatchObject({ field: '', message: expect.stringContaining('not valid UTF-8 JSON') });
     // The error says where the document came from.
-    expect(bad('{}')[0].file).toBe('manifest annotation sealer.image.extension');
-    // Writing validates as well.
-    const writeIssues = issuesOf(() => withImageExtension(base(), { ...defaultImageExtension(), applications: [{ name: '', type: 'kube', files: [], version: 'v1' }] }));
-    expect(writeIssues[0]).toMatchObject({ field: '/applications/0/name' });
+    expect(bad('{"type":1}')[0].file).toBe('manifest annotation sealer.image.extension');
+    // Writing validates strictly: what sealer reads but we never write is refused.
+    const write = (ext: Partial<ImageExtension>) => issuesOf(() => withImageExtension(base(), { ...defaultImageExtension(), ...ext } as ImageExtension));
+    expect(write({ applications: [{ name: '', type: 'kube', files: [], version: 'v1' }] })[0]).toMatchObject({ field: '/applications/0/name' });
+    expect(write({ applications: [{ name: '../etc', type: 'kube', files: [], version: 'v1' }] })[0]).toMatchObject({ field: '/applications/0/name' });
+    expect(write({ applications: [{ name: '..', type: 'kube', files: [], version: 'v1' }] })[0]).toMatchObject({ field: '/applications/0/name' });
+    expect(write({ schemaVersion: 'v2' })[0]).toMatchObject({ field: '/schemaVersion' });
+    expect(write({ type: 'cluster' })[0]).toMatchObject({ field: '/type' });
+    expect(write({ type: '' })[0]).toMatchObject({ field: '/type' });
   });
 
   test('the extension survives a write to a layout and a read back (it is a manifest annotation)', async () => {
     const fs = createFsFromVolume(new Volume()) as unknown as FileSystem;
     const ext = defaultImageExtension({ launch: { cmds: ['echo hi'] } });
-    // (An OCI manifest needs at least one layer.)
     const image = withContainerImages(withImageExtension(base().withLayer(Layer.empty().withFile('Metadata', '{}')), ext), [{ image: 'docker.io/library/nginx:1.25', appName: 'nginx' }]);
     await writeOciLayout(image, '/l', { fs, tag: 't' });
     const back = await readOciImage('/l', { fs, ref: 't', platform: { os: 'linux', architecture: 'amd64' } });
@@ -145,7 +176,9 @@ describe('sealer.image.container.images', () => {
   });
 
   test('invalid lists name the field', () => {
-    expect(issuesOf(() => getContainerImages(base().withAnnotation(SEALER_CONTAINER_IMAGES_ANNOTATION, '[{"appName":"x"}]')))[0]).toMatchObject({ field: '/0/image', message: 'is required' });
+    // sealer reads `[{"appName":"x"}]` (image ""), but not an image that is not a string.
+    expect(getContainerImages(base().withAnnotation(SEALER_CONTAINER_IMAGES_ANNOTATION, '[{"appName":"x"}]'))).toEqual([{ image: '', appName: 'x' }]);
+    expect(issuesOf(() => getContainerImages(base().withAnnotation(SEALER_CONTAINER_IMAGES_ANNOTATION, '[{"image":7}]')))[0]).toMatchObject({ field: '/0/image' });
     expect(issuesOf(() => withContainerImages(base(), [{ image: 'a', platform: { architecture: 1 as never, os: 'linux' } }]))[0]).toMatchObject({ field: '/0/platform/architecture' });
   });
 });

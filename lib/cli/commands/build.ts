@@ -14,6 +14,7 @@ import { JSON_OPTION, STORE_OPTION, openStore, LIMIT_OPTION } from '../common';
 import { limitsOf } from '../limits';
 import { parseImageList } from '../../registry/embedded';
 import { REGISTRY_OPTIONS, registryAccess } from '../registry-options';
+import { parseImageListWithAuth } from '../../sealer';
 
 function keyValues(list: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -68,6 +69,7 @@ export const buildCommand: Command = {
     { name: 'source-date-epoch', type: 'string', placeholder: 'SECONDS', description: 'timestamps and mtime clamp (default $SOURCE_DATE_EPOCH or 0)' },
     { name: 'image-list', type: 'string', placeholder: 'FILE', description: 'container images to embed in registry/, one per line' },
     { name: 'ignored-image-list', type: 'string', placeholder: 'FILE', description: 'container images never to embed, one per line' },
+    { name: 'image-list-with-auth', type: 'string', placeholder: 'FILE', description: 'sealer\'s imageListWithAuth.yaml: images to embed with per-registry credentials' },
     { name: 'build-mode', type: 'string', placeholder: 'all|lite', description: 'all: collect and embed container images (default); lite: embed none' },
     { name: 'pull', type: 'string', placeholder: 'missing|always|never', description: 'pull FROM bases missing from the store (default missing)' },
     ...REGISTRY_OPTIONS,
@@ -121,6 +123,9 @@ export const buildCommand: Command = {
       store: await openStore(ctx),
       imageList: await listFile('image-list'),
       ignoredImageList: await listFile('ignored-image-list'),
+      imageListWithAuth: typeof o['image-list-with-auth'] === 'string'
+        ? parseImageListWithAuth(await ctx.fs.promises.readFile(resolve(o['image-list-with-auth']), 'utf8'), o['image-list-with-auth'])
+        : undefined,
       buildMode: buildMode as 'all' | 'lite' | undefined,
       pull: pull as 'missing' | 'always' | 'never' | undefined,
       offline: !!o.offline,

@@ -91,6 +91,18 @@ function stripNestedIds(value: unknown): unknown {
   return out;
 }
 
+/**
+ * The manifest schema says `layers` has `minItems: 1`, but the spec's prose only says it SHOULD
+ * have an entry "for portability" (docs/reference/oci.md#image-manifest): an image with no layers
+ * (`layers: []`, `rootfs.diff_ids: []`) is valid, and sealer builds them (a Kubefile of metadata
+ * only). skopeo, umoci and containerd read them; oci-image-tool, which applies the schema as it
+ * is, does not.
+ */
+function allowNoLayers(schema: JsonObject): void {
+  const layers = (schema.properties as JsonObject | undefined)?.layers as JsonObject | undefined;
+  if (layers) delete layers.minItems;
+}
+
 function topLevelId(schema: object): string | undefined {
   const id = (schema as JsonObject).id;
   return typeof id === 'string' ? id : undefined;
@@ -113,7 +125,9 @@ export function buildOciAjv(options: AjvOptions = {}): AjvInstance {
   }
   for (const kind of OCI_DOCUMENT_KINDS) {
     if (kind === 'descriptor') continue; // registered above; compiled through its own id below
-    ajv.addSchema(prepare(ROOT_SCHEMAS[kind], topLevelId(ROOT_SCHEMAS[kind])));
+    const schema = prepare(ROOT_SCHEMAS[kind], topLevelId(ROOT_SCHEMAS[kind]));
+    if (kind === 'manifest') allowNoLayers(schema);
+    ajv.addSchema(schema);
   }
   ajv.addSchema(prepare(contentDescriptor, topLevelId(contentDescriptor)));
   return ajv;

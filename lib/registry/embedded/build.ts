@@ -32,11 +32,22 @@ import { parseImageRef } from '../../reference/transport';
 import { isEmptyOrMissing, ensureDir } from '../../util/atomic';
 import { registryBlobContent } from '../blob-content';
 import { choosePullSource, manifestRef, RegistryClientPool, type RegistryAccessOptions } from '../remote';
+import type { RegistryCredentials } from '../auth-file';
 import type { CollectedImage } from './collect';
 import { blobDataPath, DistributionStorage, type StorageStats } from './storage';
 import { mapLimited } from '../../util/concurrency';
 
-export type EmbeddedImageRequest = string | ContainerImageRef | CollectedImage;
+/**
+ * An image to embed: a name, a container-image reference, a collected image, or any of these with
+ * the credentials to fetch it with (`--image-list-with-auth`), which then win over the auth files.
+ */
+export type EmbeddedImageRequest = string | ContainerImageRef | CollectedImage | AuthenticatedImageRequest;
+
+export interface AuthenticatedImageRequest {
+  image: string;
+  appName?: string;
+  credentials: RegistryCredentials;
+}
 
 export interface BuildRegistryOptions extends RegistryAccessOptions {
   /** Where `registry/` is assembled (`<workDir>/registry`); must be empty or missing. */
@@ -112,6 +123,20 @@ export async function buildRegistryLayer(images: readonly EmbeddedImageRequest[]
     preexisting: base ? (digest) => base.get(`registry/${blobDataPath(digest)}`)?.type === 'file' : undefined,
   });
   const pool = options.clients ?? new RegistryClientPool(options);
+  // One pool per set of per-image credentials, so each login reaches only its own images.
+  const pools = new Map<string, RegistryClientPool>();
+  const poolFor = (credentials: RegistryCredentials | undefined): RegistryClientPool => {
+    if (!credentials) return pool;
+    const key = JSON.stringify([credentials.username, credentials.password]);
+    let p = pools.get(key);
+    if (!p) {
+      const { clients: _ignored, ...rest } = options;
+      void _ignored;
+      p = new RegistryClientPool({ ...rest, credentials });
+      pools.set(key, p);
+    }
+    return p;
+  };
   const sources = new Map<string, string | Image | ImageIndex>();
   for (const [name, source] of Object.entries(options.sources ?? {})) sources.set(normalizeName(name), source);
 
@@ -125,7 +150,7 @@ export async function buildRegistryLayer(images: readonly EmbeddedImageRequest[]
       ? await storeLocal(storage, ref, request.image, await loadLocal(local, options, fs), platform)
       : options.offline
         ? missingOffline(request.image)
-        : await storeRemote(storage, pool, ref, request.image, platform, options);
+        : await storeRemote(storage, poolFor(request.credentials), ref, request.image, platform, options);
     options.onProgress?.({ image: request.image, phase: 'stored', digest: embedded.digest });
     return embedded;
   });
@@ -164,6 +189,7 @@ export function withEmbeddedRegistry(image: Image, registry: RegistryLayer, crea
 interface NormalizedRequest {
   image: string;
   appName?: string;
+  credentials?: RegistryCredentials;
 }
 
 function normalizeName(name: string): string {
@@ -173,16 +199,19 @@ function normalizeName(name: string): string {
 function normalizeRequests(images: readonly EmbeddedImageRequest[]): NormalizedRequest[] {
   const out: NormalizedRequest[] = [];
   const seen = new Set<string>();
+  const credentials = new Map<string, RegistryCredentials>();
   for (const item of images) {
     const text = typeof item === 'string' ? item : item.image;
     const image = normalizeName(text);
     const appName = typeof item === 'string' ? undefined : item.appName;
+    if (typeof item !== 'string' && 'credentials' in item && item.credentials) credentials.set(image, item.credentials);
     const key = `${image}\n${appName ?? ''}`;
     if (seen.has(key)) continue;
     seen.add(key);
     out.push({ image, ...(appName ? { appName } : {}) });
   }
-  return out;
+  // An image asked for with credentials is fetched with them, whoever else asked for it.
+  return out.map((r) => (credentials.has(r.image) ? { ...r, credentials: credentials.get(r.image) } : r));
 }
 
 function missingOffline(image: string): never {

@@ -15,5 +15,6 @@ export {
   type BuildRegistryOptions,
   type EmbeddedImage,
   type EmbeddedImageRequest,
+  type AuthenticatedImageRequest,
   type RegistryLayer,
 } from './build';
