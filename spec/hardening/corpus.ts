@@ -33,6 +33,8 @@ export interface TarRecord {
   badChecksum?: boolean;
   /** Pad the data to a 512-byte block (default true). */
   pad?: boolean;
+  /** Change header bytes (magic, any field) before the checksum is computed. */
+  edit?: (header: Buffer) => void;
 }
 
 const BLOCK = 512;
@@ -76,12 +78,26 @@ export function tarHeader(r: TarRecord): Buffer {
   field(h, 329, 8, octal(0, 8));
   field(h, 337, 8, octal(0, 8));
   field(h, 345, 155, prefix);
+  r.edit?.(h);
   h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
   if (r.badChecksum) sum += 1;
   field(h, 148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
   return h;
+}
+
+/** An edit making a header an old GNU sparse one: GNU magic, the real size and up to 4 fragments. */
+export function gnuSparseHeader(realSize: number, fragments: [number, number][]): (h: Buffer) => void {
+  return (h) => {
+    h.fill(0, 257, 500);
+    field(h, 257, 8, Buffer.from('ustar  \0', 'latin1'));
+    fragments.forEach(([offset, length], i) => {
+      field(h, 386 + i * 24, 12, octal(offset, 12));
+      field(h, 398 + i * 24, 12, octal(length, 12));
+    });
+    field(h, 483, 12, octal(realSize, 12));
+  };
 }
 
 function padded(data: Buffer): Buffer {
@@ -427,7 +443,13 @@ export const LAYER_CASES: LayerCase[] = [
   { kind: 'layers', name: 'character device', layers: () => [L({ name: 'dev/null', type: '3', mode: 0o666 })], expect: fail('UNSUPPORTED_ENTRY', 'device nodes are refused') },
   { kind: 'layers', name: 'block device', layers: () => [L({ name: 'sda', type: '4', mode: 0o660 })], expect: fail('UNSUPPORTED_ENTRY', 'device nodes are refused') },
   { kind: 'layers', name: 'fifo', layers: () => [L({ name: 'pipe', type: '6' })], expect: fail('UNSUPPORTED_ENTRY', 'fifos are refused') },
-  { kind: 'layers', name: 'GNU sparse file', layers: () => [L({ name: 'sparse', type: 'S', data: 'xx' })], expect: fail('UNSUPPORTED_ENTRY', 'unknown entry types are refused') },
+  { kind: 'layers', name: 'old GNU sparse header with USTAR magic', layers: () => [L({ name: 'sparse', type: 'S', data: 'xx' })], expect: fail('CORRUPT_ARCHIVE', 'Go reads an S header only with the GNU magic') },
+  {
+    kind: 'layers',
+    name: 'old GNU sparse file (GNU magic, 2 bytes at offset 3 of 5)',
+    layers: () => [L({ name: 'sparse', type: 'S', data: 'xx', edit: gnuSparseHeader(5, [[3, 2]]) })],
+    expect: fail('UNSUPPORTED_ENTRY', 'Go expands it, but containerd, Docker and umoci refuse the S type'),
+  },
   { kind: 'layers', name: 'unknown typeflag', layers: () => [L({ name: 'weird', type: 'Z', data: 'xx' })], expect: fail('UNSUPPORTED_ENTRY', 'unknown entry types are refused') },
   {
     kind: 'layers',
