@@ -22,6 +22,8 @@ const TOOLS = {
   docker: 'docker.io',
   containerd: 'containerd',
   ctr: 'containerd',
+  // Go's archive/tar: the referee of the tar reader (spec/referees/gotar, built by the tests).
+  go: 'golang-go',
 };
 
 function has(tool) {

@@ -46,6 +46,13 @@ export interface ReadLayerOptions {
   /** Name for error messages. */
   source?: string;
   /**
+   * PAX global headers (`g`): refused by default, since unpackers of layers disagree on what one
+   * does to the tree (containerd removes the path it names and creates its parents, Docker's
+   * overlay2 skips it, umoci fails). `ignore` skips them, as `docker build` does when ADD unpacks
+   * a local archive (`git archive` writes one first).
+   */
+  globalHeaders?: 'refuse' | 'ignore';
+  /**
    * Refuse a tar that ends without its end-of-archive marker (or without the padding of its last
    * entry). Default: only when no digest is given. With a digest the bytes are exactly what the
    * producer wrote, and Go's archive/tar (umoci, containerd, Docker) accepts such archives; umoci
@@ -167,6 +174,7 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   let holes = 0;
   try {
     for (let e = await reader.next(); e; e = await reader.next()) {
+      if (e.typeflag === 'g' && options.globalHeaders === 'ignore') continue;
       if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
       const record = toRecord(e, contentAt, source, maxLink);
       metadata += record.metadataBytes;
