@@ -142,13 +142,16 @@ export function blockFormat(b: Buffer): BlockFormat | undefined {
   const p = new NumberParser();
   const stored = p.octal(b, 148, 8);
   if (p.problem) return undefined;
-  let unsigned = 0;
-  let signed = 0;
+  // The sum of the bytes as unsigned and as signed (int8) values, the field itself as 8 spaces.
+  let unsigned = 8 * 0x20;
+  let high = 0; // bytes ≥ 0x80: each counts 256 less when signed
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+    if (i === 148) i = 156;
+    const c = b[i];
     unsigned += c;
-    signed += c < 0x80 ? c : c - 256;
+    high += c >> 7;
   }
+  const signed = unsigned - 256 * high;
   if (stored !== unsigned && stored !== signed) return undefined;
   const ustarMagic = b[257] === 0x75 && b[258] === 0x73 && b[259] === 0x74 && b[260] === 0x61 && b[261] === 0x72; // "ustar"
   if (ustarMagic && b[262] === 0) {
