@@ -67,25 +67,26 @@ function hasNul(s: string): boolean {
  * Go's `parsePAX` over the data of an `x` or `g` header: every record must be well formed (any
  * bad record refuses the header); a later duplicate key wins; GNU sparse 0.0 `offset`/`numbytes`
  * pairs are joined into `GNU.sparse.map` (replacing an explicit one).
+ *
+ * Keys and values are decoded from the bytes one by one: slices of one string of the whole header
+ * would keep all of it (up to 1 MiB) alive for as long as any value is held.
  */
 export function parsePaxRecords(data: Buffer): Map<string, string> | 'header' {
-  const s = data.toString('latin1');
   const records = new Map<string, string>();
   const sparseMap: string[] = [];
   let at = 0;
-  while (at < s.length) {
+  while (at < data.length) {
     // The length runs to the first space and counts the whole record, its newline included.
-    const space = s.indexOf(' ', at);
+    const space = data.indexOf(0x20, at);
     if (space < 0) return 'header';
-    const n = parseDecimal(s.slice(at, space));
-    if (typeof n !== 'number' || n < 5 || n > s.length - at) return 'header';
+    const n = parseDecimal(data.toString('latin1', at, space));
+    if (typeof n !== 'number' || n < 5 || n > data.length - at) return 'header';
     const recordEnd = at + n; // exclusive; the newline is at recordEnd - 1
-    if (recordEnd - 1 <= space || s.charCodeAt(recordEnd - 1) !== 0x0a) return 'header';
-    const rec = s.slice(space + 1, recordEnd - 1);
-    const eq = rec.indexOf('=');
-    if (eq < 0) return 'header';
-    const key = rec.slice(0, eq);
-    const value = rec.slice(eq + 1);
+    if (recordEnd - 1 <= space || data[recordEnd - 1] !== 0x0a) return 'header';
+    const eq = data.indexOf(0x3d, space + 1);
+    if (eq < 0 || eq >= recordEnd - 1) return 'header';
+    const key = data.toString('latin1', space + 1, eq);
+    const value = data.toString('latin1', eq + 1, recordEnd - 1);
     if (key === '') return 'header';
     if (key === 'path' || key === 'linkpath' || key === 'uname' || key === 'gname' ? hasNul(value) : hasNul(key)) return 'header';
     at = recordEnd;

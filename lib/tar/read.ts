@@ -32,7 +32,7 @@ export interface ReadLayerOptions {
   expectedSize?: number;
   /** Verify the uncompressed tar against this diff_id. */
   expectedDiffId?: string;
-  /** Refuse archives with more entries than this (default 1,000,000). */
+  /** Refuse archives with more entries than this (default DEFAULT_MAX_ENTRIES). */
   maxEntries?: number;
   /** Refuse paths longer than this many bytes (default 4096). */
   maxPathBytes?: number;
@@ -40,9 +40,14 @@ export interface ReadLayerOptions {
   maxUncompressedBytes?: number;
   /**
    * Refuse a layer whose names, link targets and xattrs add up to more than this many bytes
-   * (default 1 GiB): a layer's metadata is held in memory.
+   * (default DEFAULT_MAX_METADATA_BYTES): a layer's metadata is held in memory.
    */
   maxMetadataBytes?: number;
+  /**
+   * The budget of the image this layer belongs to: the read charges its entries and metadata to
+   * it as it goes, and fails once the layers of the image together pass its bounds.
+   */
+  stack?: StackBudget;
   /** Name for error messages. */
   source?: string;
   /**
@@ -75,11 +80,52 @@ export interface ReadLayer {
   size: number;
   uncompressedSize: number;
   compression: CompressionAlgorithm;
+  /** Entries, counting the parent directories they imply (what `maxEntries` bounds). */
   entries: number;
+  /** Bytes of names, link targets, xattrs and sparse maps the layer holds. */
+  metadataBytes: number;
 }
 
-export const DEFAULT_MAX_ENTRIES = 1_000_000;
-export const DEFAULT_MAX_METADATA_BYTES = 1 << 30;
+/**
+ * Entries of one layer, and of all layers of one image together. Every entry costs about 500
+ * bytes held (the parsed layer's ~340 and the merged tree's ~130, measured), so that `ls`,
+ * `export`, `load` and a `diff` of two images stay under 512 MiB (docs/security.md, "Limits").
+ */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+/** Names, link targets, xattrs and sparse maps of one layer, and of one image's layers together. */
+export const DEFAULT_MAX_METADATA_BYTES = 16 << 20;
+
+/**
+ * What the layers of one image hold in memory together: entries, and the bytes of their names,
+ * link targets, xattrs and sparse maps. Each read of one of its layers charges it entry by entry,
+ * and the read that takes it past a bound fails (LimitExceededError) before the memory is spent.
+ * A read that fails gives back what it charged.
+ */
+export class StackBudget {
+  private entries = 0;
+  private bytes = 0;
+
+  constructor(
+    readonly maxEntries = DEFAULT_MAX_ENTRIES,
+    readonly maxMetadataBytes = DEFAULT_MAX_METADATA_BYTES,
+  ) {}
+
+  charge(entries: number, bytes: number, source: string): void {
+    this.entries += entries;
+    this.bytes += bytes;
+    if (this.entries > this.maxEntries) {
+      throw new LimitExceededError('maxEntries', this.maxEntries, `${source}: the layers of one image together (${this.entries} entries)`);
+    }
+    if (this.bytes > this.maxMetadataBytes) {
+      throw new LimitExceededError('maxMetadataBytes', this.maxMetadataBytes, `${source}: names, link targets and xattrs of the layers of one image together`);
+    }
+  }
+
+  refund(entries: number, bytes: number): void {
+    this.entries -= entries;
+    this.bytes -= bytes;
+  }
+}
 /** What Linux stores at most: a symlink's target is a path (4096 bytes), an inode's xattrs 64 KiB. */
 const DEFAULT_MAX_LINK_BYTES = 4096;
 const MAX_XATTR_BYTES = 64 << 10;
@@ -146,15 +192,8 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   const requireEnd = options.requireEndMarker ?? !(options.expectedDigest || options.expectedDiffId);
   const assembler = new LayerAssembler({ maxPathBytes: options.maxPathBytes, source });
 
-  let pool: RangeReaderPool | undefined;
-  const contentAt = (offset: number, size: number, name: string): Content => {
-    if (compression === 'none' && blob.file) {
-      return fileRangeContent(blob.file.fs, blob.file.path, blob.file.offset + offset, size, `${source}:${name}`);
-    }
-    pool ??= new RangeReaderPool(() => decompressStream(blob.open()), source);
-    const p = pool;
-    return { size, source: `${source}:${name}`, open: () => p.open(offset, size) };
-  };
+  const stored = new StoredBytes(blob, source, () => compression);
+  const contentAt = (offset: number, size: number, name: string): Content => new EntryContent(stored, offset, size, name);
 
   const rawStream = blob.open();
   const tapped = rawStream.pipe(
@@ -170,12 +209,14 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
 
   let entries = 0;
   let metadata = 0;
+  /** What this read charged to `options.stack` (given back if it fails). */
+  const charged = { entries: 0, bytes: 0 };
   /** Bytes the holes of sparse files add to the layer's expanded size. */
   let holes = 0;
   try {
     for (let e = await reader.next(); e; e = await reader.next()) {
       if (e.typeflag === 'g' && options.globalHeaders === 'ignore') continue;
-      if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
+      entries++;
       const record = toRecord(e, contentAt, source, maxLink);
       metadata += record.metadataBytes;
       if (metadata > maxMetadata) throw new LimitExceededError('maxMetadataBytes', maxMetadata, `${source}: names, link targets and xattrs`);
@@ -183,7 +224,16 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
         holes += e.size - e.dataSize;
         if (input.position + holes > maxUncompressed) throw new LimitExceededError('maxUncompressedBytes', maxUncompressed, `${source}: uncompressed size with sparse files expanded`);
       }
+      // Entries count with the parent directories they imply (each is a node held in memory).
+      const nodesBefore = assembler.nodes;
       assembler.add(record.name, record.entry);
+      const nodes = assembler.nodes - nodesBefore;
+      if (assembler.nodes > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count (with the directories entries imply)`);
+      if (options.stack) {
+        charged.entries += nodes;
+        charged.bytes += record.metadataBytes;
+        options.stack.charge(nodes, record.metadataBytes, source);
+      }
     }
     if (requireEnd && reader.end !== 'marker' && reader.end !== 'zero-block' && input.position > 0) {
       throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source, reason: 'truncated' });
@@ -192,6 +242,7 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   } catch (err) {
     rawStream.destroy();
     uncompressed.destroy();
+    options.stack?.refund(charged.entries, charged.bytes);
     throw wrapTarError(err, source);
   }
   const result: ReadLayer = {
@@ -201,18 +252,74 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
     size: raw.size,
     uncompressedSize: tar.size,
     compression,
-    entries,
+    entries: assembler.nodes,
+    metadataBytes: metadata,
   };
-  if (options.expectedSize !== undefined && options.expectedSize !== result.size) {
-    throw new SizeMismatchError(options.expectedSize, result.size, `${source} blob`);
-  }
-  if (options.expectedDigest && options.expectedDigest !== result.digest) {
-    throw new DigestMismatchError(options.expectedDigest, result.digest, `${source} blob`);
-  }
-  if (options.expectedDiffId && options.expectedDiffId !== result.diffId) {
-    throw new DigestMismatchError(options.expectedDiffId, result.diffId, `${source} diff_id`);
+  const mismatch =
+    options.expectedSize !== undefined && options.expectedSize !== result.size
+      ? new SizeMismatchError(options.expectedSize, result.size, `${source} blob`)
+      : options.expectedDigest && options.expectedDigest !== result.digest
+        ? new DigestMismatchError(options.expectedDigest, result.digest, `${source} blob`)
+        : options.expectedDiffId && options.expectedDiffId !== result.diffId
+          ? new DigestMismatchError(options.expectedDiffId, result.diffId, `${source} diff_id`)
+          : undefined;
+  if (mismatch) {
+    options.stack?.refund(charged.entries, charged.bytes);
+    throw mismatch;
   }
   return result;
+}
+
+/**
+ * A layer blob's bytes, read again for its entries' contents: seeked when the blob is an
+ * uncompressed file, else through decompression cursors that continue forward.
+ */
+class StoredBytes {
+  private pool?: RangeReaderPool;
+
+  constructor(
+    private readonly blob: Content,
+    readonly source: string,
+    private readonly compression: () => CompressionAlgorithm,
+  ) {}
+
+  /** Where `offset` of the tar is in a file, when the blob is an uncompressed file. */
+  fileAt(offset: number): Content['file'] {
+    const file = this.blob.file;
+    return this.compression() === 'none' && file ? { fs: file.fs, path: file.path, offset: file.offset + offset } : undefined;
+  }
+
+  open(offset: number, size: number, source: string): Readable {
+    const file = this.fileAt(offset);
+    if (file) return fileRangeContent(file.fs, file.path, file.offset, size, source).open();
+    this.pool ??= new RangeReaderPool(() => decompressStream(this.blob.open()), this.source);
+    return this.pool.open(offset, size);
+  }
+}
+
+/**
+ * One entry's bytes in a layer blob. A class, not a closure per entry: a layer of a million
+ * entries holds a million of these.
+ */
+class EntryContent implements Content {
+  constructor(
+    private readonly stored: StoredBytes,
+    private readonly offset: number,
+    readonly size: number,
+    private readonly name: string,
+  ) {}
+
+  get source(): string {
+    return `${this.stored.source}:${this.name}`;
+  }
+
+  get file(): Content['file'] {
+    return this.stored.fileAt(this.offset);
+  }
+
+  open(): Readable {
+    return this.stored.open(this.offset, this.size, this.source);
+  }
 }
 
 /**
