@@ -87,9 +87,9 @@ export interface ReadLayer {
 }
 
 /**
- * Entries of one layer, and of all layers of one image together. Every entry costs about 500
- * bytes held (the parsed layer's ~340 and the merged tree's ~130, measured), so that `ls`,
- * `export`, `load` and a `diff` of two images stay under 512 MiB (docs/security.md, "Limits").
+ * Entries (with the directories they imply) of one layer, and of all layers of one image together.
+ * Chosen with DEFAULT_MAX_METADATA_BYTES so that `load`, `ls`, `export` and a `diff` of two images
+ * at both bounds peak under 512 MiB (measured: docs/security.md, "Limits").
  */
 export const DEFAULT_MAX_ENTRIES = 100_000;
 /** Names, link targets, xattrs and sparse maps of one layer, and of one image's layers together. */
