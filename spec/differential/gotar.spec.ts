@@ -19,7 +19,7 @@
  * `FUZZ_RUNS=N` sets the number of generated archives (default 2,000); `FUZZ_SEED` the first seed.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -114,17 +114,17 @@ describeWithTools(['go', 'tar'], 'archives GNU tar writes, read by both', () => 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'crfs-gnutar-'));
     const src = join(dir, 'src');
-    execFileSync('mkdir', ['-p', join(src, 'd'.repeat(90), 'e'.repeat(90))]);
+    mkdirSync(join(src, 'd'.repeat(90), 'e'.repeat(90)), { recursive: true });
     writeFileSync(join(src, 'd'.repeat(90), 'e'.repeat(90), 'f'.repeat(90)), 'deep\n');
     writeFileSync(join(src, 'plain'), 'plain file\n');
-    execFileSync('ln', ['-s', 't'.repeat(150), join(src, 'longlink')]);
-    execFileSync('ln', [join(src, 'plain'), join(src, 'hard')]);
+    symlinkSync('t'.repeat(150), join(src, 'longlink'));
+    linkSync(join(src, 'plain'), join(src, 'hard'));
     // A sparse file: data at 0, a 1 MiB hole, data, a hole to the end.
     const sparse = join(src, 'sparse');
     writeFileSync(sparse, 'head');
-    const fd = require('node:fs').openSync(sparse, 'r+');
-    require('node:fs').writeSync(fd, Buffer.from('middle'), 0, 6, 1 << 20);
-    require('node:fs').closeSync(fd);
+    const fd = openSync(sparse, 'r+');
+    writeSync(fd, Buffer.from('middle'), 0, 6, 1 << 20);
+    closeSync(fd);
     truncateSync(sparse, 3 << 20);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
