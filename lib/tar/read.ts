@@ -419,40 +419,45 @@ function toRecord(
     });
   }
   const attrs = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime?.sec ?? 0, ...(xattrs ? { xattrs } : {}) };
-  let entry: Entry;
-  try {
-    switch (e.typeflag) {
-      case '0': {
-        const stored = contentAt(e.dataOffset, e.dataSize, name);
-        entry = fileEntry(e.sparse ? sparseContent(stored, e.sparse, e.size, `${source}:${name}`) : stored, attrs);
-        break;
-      }
-      case '5':
-        entry = directoryEntry(attrs);
-        break;
-      case '2':
-        if (!linkname) throw new CorruptArchiveError(`${source}: symlink ${name} has no target`, { source });
-        // Text, not a path we resolve; but no filesystem holds a longer one, and it is kept in memory.
-        if (Buffer.byteLength(linkname) > maxLinkBytes) {
-          throw new CorruptArchiveError(`${source}: symlink ${name} has a target longer than ${maxLinkBytes} bytes`, { source, path: name });
-        }
-        entry = symlinkEntry(linkname, attrs);
-        break;
-      case '1':
-        if (!linkname) throw new CorruptArchiveError(`${source}: hardlink ${name} has no target`, { source });
-        entry = hardlinkEntry(linkname, attrs);
-        break;
-      default: {
-        // Old GNU sparse (`S`), contiguous files (`7`) and the rest: containerd and Docker fail
-        // with "unhandled tar header type", umoci with "unknown typeflag".
-        const kind = SPECIAL_TYPES[e.typeflag] ?? `type ${JSON.stringify(e.typeflag)}`;
-        throw new UnsupportedEntryError(`${source}: ${name} is a ${kind}; a CloudRootfs holds only files, directories and links`, name, kind);
-      }
+  // What the entry model refuses (a negative or too large owner, a mode it cannot hold) is a
+  // corrupt header, typed and naming the entry.
+  const make = <E extends Entry>(build: () => E): E => {
+    try {
+      return build();
+    } catch (err) {
+      const attribute = (err as { code?: unknown }).code === 'INVALID_ATTRIBUTE';
+      throw new CorruptArchiveError(`${source}: ${name}: ${err instanceof Error ? err.message : String(err)}`, { source, path: name, reason: attribute ? 'attribute' : 'entry' }, { cause: err });
     }
-  } catch (err) {
-    if (err instanceof CloudRootfsError) throw err;
-    // An attribute the entry model refuses (a negative owner, a mode it cannot hold): typed, with the entry named.
-    throw new CorruptArchiveError(`${source}: ${name}: ${err instanceof Error ? err.message : String(err)}`, { source, path: name, reason: 'entry' }, { cause: err });
+  };
+  let entry: Entry;
+  switch (e.typeflag) {
+    case '0': {
+      const stored = contentAt(e.dataOffset, e.dataSize, name);
+      const content = e.sparse ? sparseContent(stored, e.sparse, e.size, `${source}:${name}`) : stored;
+      entry = make(() => fileEntry(content, attrs));
+      break;
+    }
+    case '5':
+      entry = make(() => directoryEntry(attrs));
+      break;
+    case '2':
+      if (!linkname) throw new CorruptArchiveError(`${source}: symlink ${name} has no target`, { source });
+      // Text, not a path we resolve; but no filesystem holds a longer one, and it is kept in memory.
+      if (Buffer.byteLength(linkname) > maxLinkBytes) {
+        throw new CorruptArchiveError(`${source}: symlink ${name} has a target longer than ${maxLinkBytes} bytes`, { source, path: name });
+      }
+      entry = make(() => symlinkEntry(linkname, attrs));
+      break;
+    case '1':
+      if (!linkname) throw new CorruptArchiveError(`${source}: hardlink ${name} has no target`, { source });
+      entry = make(() => hardlinkEntry(linkname, attrs));
+      break;
+    default: {
+      // Old GNU sparse (`S`), contiguous files (`7`) and the rest: containerd and Docker fail
+      // with "unhandled tar header type", umoci with "unknown typeflag".
+      const kind = SPECIAL_TYPES[e.typeflag] ?? `type ${JSON.stringify(e.typeflag)}`;
+      throw new UnsupportedEntryError(`${source}: ${name} is a ${kind}; a CloudRootfs holds only files, directories and links`, name, kind);
+    }
   }
   return { name, entry, metadataBytes };
 }
