@@ -32,6 +32,9 @@ export interface RawHeader {
   mode: number;
   uid: number;
   gid: number;
+  /** The exact decimal of an owner id past ±2^53 (`uid`/`gid` are then the nearest number). */
+  uidText?: string;
+  gidText?: string;
   mtime: TarTime;
   uname: string;
   gname: string;
@@ -107,9 +110,25 @@ export class NumberParser {
     const value = inv ? -x - 1n : x;
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
       this.fail('number-range');
+      this.big = value;
       return 0;
     }
     return Number(value);
+  }
+
+  /** The exact value of the last base-256 field past ±2^53 (its problem is then `number-range`). */
+  big?: bigint;
+
+  /**
+   * An owner id: past ±2^53 it is not refused here but given as the nearest number and its exact
+   * decimal, for the entry model to refuse (owners are 32-bit) with its own words.
+   */
+  owner(b: Buffer, start: number, length: number): { id: number; exact?: string } {
+    const own = new NumberParser();
+    const id = own.numeric(b, start, length);
+    if (own.problem === 'number-range' && own.big !== undefined) return { id: Number(own.big), exact: own.big.toString() };
+    if (own.problem) this.fail(own.problem);
+    return { id };
   }
 
   fail(problem: HeaderProblem): void {
@@ -205,8 +224,8 @@ export function decodeBlock(b: Buffer): { header: RawHeader; problem?: HeaderPro
     linkname: fieldString(b, 157, 100),
     size: sizeField(b, 124, p),
     mode: p.numeric(b, 100, 8),
-    uid: p.numeric(b, 108, 8),
-    gid: p.numeric(b, 116, 8),
+    uid: 0,
+    gid: 0,
     mtime: timeOf(0),
     uname: '',
     gname: '',
@@ -214,6 +233,12 @@ export function decodeBlock(b: Buffer): { header: RawHeader; problem?: HeaderPro
     devminor: 0,
   };
   header.mtime = timeOf(p.numeric(b, 136, 12));
+  const uid = p.owner(b, 108, 8);
+  const gid = p.owner(b, 116, 8);
+  header.uid = uid.id;
+  header.gid = gid.id;
+  if (uid.exact !== undefined) header.uidText = uid.exact;
+  if (gid.exact !== undefined) header.gidText = gid.exact;
   if (format !== 'v7') {
     header.uname = fieldString(b, 265, 32);
     header.gname = fieldString(b, 297, 32);

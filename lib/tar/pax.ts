@@ -103,7 +103,7 @@ export function parsePaxRecords(data: Buffer): Map<string, string> | 'header' {
 }
 
 /** The entry fields PAX records can set, on top of the header block's. */
-export type PaxFields = Pick<RawHeader, 'name' | 'linkname' | 'uname' | 'gname' | 'uid' | 'gid' | 'size' | 'mtime' | 'atime' | 'ctime'>;
+export type PaxFields = Pick<RawHeader, 'name' | 'linkname' | 'uname' | 'gname' | 'uid' | 'gid' | 'uidText' | 'gidText' | 'size' | 'mtime' | 'atime' | 'ctime'>;
 
 /**
  * Go's `mergePAX`: records with an empty value keep the header's value; `path`, `linkpath`,
@@ -132,9 +132,18 @@ export function mergePax(header: PaxFields, records: ReadonlyMap<string, string>
         break;
       case 'uid':
       case 'gid': {
+        // Past ±2^53 (within int64): the nearest number and the exact decimal, as for the header
+        // fields; the entry model refuses owners past 2^32-1.
         const n = parseDecimal(value);
-        if (typeof n === 'number') header[key] = n;
-        else note(n);
+        const text: 'uidText' | 'gidText' = key === 'uid' ? 'uidText' : 'gidText';
+        if (typeof n === 'number') {
+          header[key] = n;
+          delete header[text];
+        } else if (n === 'number-range') {
+          const exact = BigInt(value);
+          header[key] = Number(exact);
+          header[text] = exact.toString();
+        } else note(n);
         break;
       }
       case 'size': {

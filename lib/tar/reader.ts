@@ -5,7 +5,8 @@
  * (lazy Content) or never; `next()` skips what the caller did not read.
  *
  * What Go accepts is returned as Go returns it, with three refusals by design (AmbiguousArchiveError):
- * numbers past ±2^53 (a JS number cannot hold them exactly), sparse maps of more than
+ * numbers past ±2^53 (a JS number cannot hold them exactly; owner ids are passed on with their
+ * exact decimal, for the entry model to refuse), sparse maps of more than
  * MAX_SPARSE_FRAGMENTS fragments, and a PAX global header whose records Go applies in random order.
  * A sparse file whose stored bytes do not match its map, which Go refuses only when it is read, is
  * refused here at once.
@@ -39,6 +40,9 @@ export interface TarEntry {
   mode: number;
   uid: number;
   gid: number;
+  /** The exact decimal of an owner id past ±2^53 (`uid`/`gid` are then the nearest number). */
+  uidText?: string;
+  gidText?: string;
   /** undefined only for a PAX global header (Go's zero time). */
   mtime?: TarTime;
   atime?: TarTime;
@@ -339,6 +343,8 @@ export class TarReader {
       mode: hdr.mode,
       uid: hdr.uid,
       gid: hdr.gid,
+      ...(hdr.uidText !== undefined ? { uidText: hdr.uidText } : {}),
+      ...(hdr.gidText !== undefined ? { gidText: hdr.gidText } : {}),
       mtime: hdr.mtime,
       ...(hdr.atime ? { atime: hdr.atime } : {}),
       ...(hdr.ctime ? { ctime: hdr.ctime } : {}),
