@@ -32,7 +32,7 @@ export interface ReadLayerOptions {
   expectedSize?: number;
   /** Verify the uncompressed tar against this diff_id. */
   expectedDiffId?: string;
-  /** Refuse archives with more entries than this (default DEFAULT_MAX_ENTRIES). */
+  /** Refuse archives with more entries than this, the directories they imply counted (default DEFAULT_MAX_ENTRIES). */
   maxEntries?: number;
   /** Refuse paths longer than this many bytes (default 4096). */
   maxPathBytes?: number;
@@ -207,7 +207,6 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   const input = new StreamInput(hashedChunks(uncompressed, tar));
   const reader = new TarReader(input, { source });
 
-  let entries = 0;
   let metadata = 0;
   /** What this read charged to `options.stack` (given back if it fails). */
   const charged = { entries: 0, bytes: 0 };
@@ -216,7 +215,6 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   try {
     for (let e = await reader.next(); e; e = await reader.next()) {
       if (e.typeflag === 'g' && options.globalHeaders === 'ignore') continue;
-      entries++;
       const record = toRecord(e, contentAt, source, maxLink);
       metadata += record.metadataBytes;
       if (metadata > maxMetadata) throw new LimitExceededError('maxMetadataBytes', maxMetadata, `${source}: names, link targets and xattrs`);
