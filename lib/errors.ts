@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'HARDLINK_TARGET'
   | 'UNSUPPORTED_ENTRY'
   | 'CORRUPT_ARCHIVE'
+  | 'AMBIGUOUS_ARCHIVE'
   | 'DIGEST_MISMATCH'
   | 'SIZE_MISMATCH'
   | 'BLOB_NOT_FOUND'
@@ -106,6 +107,17 @@ export class UnsupportedEntryError extends CloudRootfsError {
 export class CorruptArchiveError extends CloudRootfsError {
   constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
     super('CORRUPT_ARCHIVE', message, details, options);
+  }
+}
+
+/**
+ * An archive Go's archive/tar reads, refused by design: the programs that unpack images
+ * (containerd, Docker, umoci, skopeo) disagree on what it means, or the library cannot represent
+ * exactly what Go reads. `details.reason` says which form (docs/security.md lists them).
+ */
+export class AmbiguousArchiveError extends CloudRootfsError {
+  constructor(message: string, details: ErrorDetails & { reason: string }) {
+    super('AMBIGUOUS_ARCHIVE', message, details);
   }
 }
 

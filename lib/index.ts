@@ -73,7 +73,15 @@ export {
   type EncodedLayer,
   type LayerTarOptions,
 } from './tar/write';
-export { readLayerBlob, readLayerTar, type ReadLayerOptions, type ReadLayer } from './tar/read';
+export {
+  readLayerBlob,
+  readLayerTar,
+  StackBudget,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_METADATA_BYTES,
+  type ReadLayerOptions,
+  type ReadLayer,
+} from './tar/read';
 export {
   ParallelGzipEncoder,
   GzipEncoder,

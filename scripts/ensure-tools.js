@@ -24,6 +24,8 @@ const TOOLS = {
   ctr: 'containerd',
   // RUN's sandbox (the default RUN executor on disk); CI must build in it, not skip.
   bwrap: 'bubblewrap',
+  // Go's archive/tar: the referee of the tar reader (spec/referees/gotar, built by the tests).
+  go: 'golang-go',
 };
 
 function has(tool) {

@@ -37,7 +37,8 @@ export async function archiveTree(content: Content, name: string): Promise<FsNod
   // A gzip or zstd file that holds no tar is copied as it is, as Docker does.
   let layer;
   try {
-    layer = (await readLayerTar(() => content.open(), { source: `ADD ${name}` })).layer;
+    // Unpacked as `docker build` unpacks it: PAX global headers are skipped.
+    layer = (await readLayerTar(() => content.open(), { source: `ADD ${name}`, globalHeaders: 'ignore' })).layer;
   } catch (err) {
     if (kind === 'tar') throw err;
     return undefined;

@@ -16,10 +16,10 @@ const layer = (key: 'maxEntries' | 'maxPathBytes' | 'maxUncompressedBytes' | 'ma
 
 /** CLI name → where it goes, with what it bounds. */
 export const CLI_LIMITS: Record<string, { set: Setter; what: string }> = {
-  entries: { set: layer('maxEntries'), what: 'entries per layer' },
+  entries: { set: layer('maxEntries'), what: 'entries (with the directories they imply) of one layer, and of all layers of an image' },
   'path-bytes': { set: layer('maxPathBytes'), what: 'path and link-target length in a layer' },
   'layer-bytes': { set: layer('maxUncompressedBytes'), what: 'uncompressed size of one layer' },
-  'metadata-bytes': { set: layer('maxMetadataBytes'), what: 'names, link targets and xattrs of one layer' },
+  'metadata-bytes': { set: layer('maxMetadataBytes'), what: 'names, link targets and xattrs of one layer, and of all layers of an image' },
   'document-bytes': { set: (l, v) => (l.maxDocumentBytes = v), what: 'size of a manifest, index or config' },
   nesting: { set: (l, v) => (l.maxNesting = v), what: 'index nesting depth' },
   'index-entries': { set: (l, v) => (l.maxIndexEntries = v), what: 'index entries reachable from one index' },

@@ -19,6 +19,7 @@ import * as tarStream from 'tar-stream';
 import { Content, fileRangeContent, readContent } from '../content';
 import { DigestCounter, decompressStream, detectCompression } from '../compress';
 import {
+  AmbiguousArchiveError,
   CloudRootfsError,
   CorruptArchiveError,
   DigestMismatchError,
@@ -30,7 +31,11 @@ import {
 } from '../errors';
 import { FileSystem, IO_CHUNK, errnoCode } from '../fs';
 import { cleanPath } from '../path';
+import { MAX_SPECIAL_BYTES } from '../tar/header';
+import { FileInput, StreamInput, type TarInput } from '../tar/input';
 import { RangeReaderPool } from '../tar/ranges';
+import { TarReader } from '../tar/reader';
+import { sparseContent, type SparseFragment } from '../tar/sparse';
 import { writeStreamAtomic } from '../util/atomic';
 
 export type ArchiveMemberType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
@@ -39,104 +44,37 @@ export interface ArchiveMember {
   /** Cleaned, archive-relative name (no leading `./`, no trailing `/`). */
   name: string;
   type: ArchiveMemberType;
+  /** Bytes the member reads as (a sparse file's expanded size). */
   size: number;
-  /** Offset of the member's data in the uncompressed tar. */
+  /** Offset of the member's stored bytes in the uncompressed tar. */
   offset: number;
   linkname?: string;
+  /** A sparse file: its stored bytes and where they belong (holes read as zeros). */
+  sparse?: { fragments: readonly SparseFragment[]; storedSize: number };
 }
 
 export interface ArchiveLimits {
   /** Refuse archives with more members than this (default 100,000; an image archive has few). */
   maxMembers?: number;
-  /** Largest PAX / GNU long-name record accepted (default 1 MiB). */
+  /** Largest PAX / GNU long-name record accepted (default and at most 1 MiB, as Go's reader). */
   maxHeaderBytes?: number;
   /** A compressed archive: refuse to decompress more than this many bytes (default 1 TiB). */
   maxUncompressedBytes?: number;
 }
 
-const BLOCK = 512;
 const DEFAULT_MAX_MEMBERS = 100_000;
-const DEFAULT_MAX_HEADER = 1 << 20;
 const DEFAULT_MAX_UNCOMPRESSED = 2 ** 40;
 const MAX_LINK_HOPS = 40;
-const READ_AHEAD = 64 * 1024;
 
-// --- header decoding (USTAR, GNU and PAX, as tar-stream and Go read them) -----------------------
-
-interface RawHeader {
-  name: string;
-  typeflag: string;
-  size: number;
-  linkname: string;
-}
-
-function readString(block: Buffer, start: number, length: number): string {
-  const end = block.indexOf(0, start);
-  return block.toString('utf8', start, end >= 0 && end < start + length ? end : start + length);
-}
-
-function readNumber(block: Buffer, start: number, length: number, what: string, source: string): number {
-  // GNU base-256: the high bit of the first byte set (positive values only).
-  if (block[start] & 0x80) {
-    let value = block[start] & 0x7f;
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + block[i];
-    if (!Number.isSafeInteger(value)) throw new CorruptArchiveError(`${source}: ${what} too large`, { source });
-    return value;
-  }
-  const text = block.toString('latin1', start, start + length).replace(/\0.*$/s, '').trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new CorruptArchiveError(`${source}: invalid ${what} field ${JSON.stringify(text)}`, { source });
-  return parseInt(text, 8);
-}
-
-/** undefined for an all-zero block (end of archive). */
-function decodeHeader(block: Buffer, source: string, at: number): RawHeader | undefined {
-  if (block.every((b) => b === 0)) return undefined;
-  const stored = readNumber(block, 148, 8, 'checksum', source);
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i];
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  if (stored !== unsigned && stored !== signed) {
-    throw new CorruptArchiveError(`${source}: not a tar archive (bad header checksum at offset ${at})`, { source, offset: at });
-  }
-  let name = readString(block, 0, 100);
-  const magic = block.toString('latin1', 257, 263);
-  if (magic === 'ustar\0') {
-    const prefix = readString(block, 345, 155);
-    if (prefix) name = `${prefix}/${name}`;
-  }
-  return {
-    name,
-    typeflag: String.fromCharCode(block[156] || 0x30),
-    size: readNumber(block, 124, 12, 'size', source),
-    linkname: readString(block, 157, 100),
-  };
-}
-
-function decodePax(buf: Buffer, source: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < buf.length) {
-    if (buf[i] === 0) break;
-    const space = buf.indexOf(0x20, i);
-    const len = space > i ? parseInt(buf.toString('latin1', i, space), 10) : NaN;
-    if (!Number.isInteger(len) || len <= 0 || i + len > buf.length) throw new CorruptArchiveError(`${source}: malformed PAX header`, { source });
-    const record = buf.toString('utf8', space + 1, i + len - 1);
-    const eq = record.indexOf('=');
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
+/**
+ * What a member is to the programs that read image archives. A regular file (`0`, or `\0` without
+ * a trailing `/`) is read by all of them; `7`, `S` and the other types are read as files by
+ * skopeo's docker-archive reader but refused by `docker load` and containers/storage, which
+ * extract: they are no file here.
+ */
 function memberType(typeflag: string): ArchiveMemberType {
   switch (typeflag) {
     case '0':
-    case '7':
       return 'file';
     case '5':
       return 'directory';
@@ -155,62 +93,62 @@ export function cleanMemberName(name: string, source: string): string {
   return cleanPath(name, { what: `${source}: member` });
 }
 
+/** A tar string (latin1: one char per byte) as text; refused when its bytes are not UTF-8. */
+function memberText(s: string, source: string, offset: number): string {
+  if (!/[\x80-\xff]/.test(s)) return s;
+  const bytes = Buffer.from(s, 'latin1');
+  const text = bytes.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(bytes)) {
+    throw new AmbiguousArchiveError(`${source}: the member at byte ${offset} has a name or link that is not UTF-8`, { source, offset, reason: 'encoding' });
+  }
+  return text;
+}
+
 /**
- * Turns a sequence of 512-byte-aligned reads into members. `read(offset, length)` returns up to
- * `length` bytes (fewer only at the end of the data). Shared by the seeking and streaming scanners.
+ * Every member, read with the layer reader's tar decoder (Go's decisions). A name two members
+ * share (`index.json` and `./index.json` are one name) is refused unless both are directories:
+ * skopeo's docker-archive reader takes the first such member, while `docker load`, skopeo's
+ * oci-archive reader (both extract the archive) and containerd's import take the last.
  */
-async function scanMembers(
-  read: (offset: number, length: number) => Promise<Buffer>,
-  skip: (offset: number) => void,
-  source: string,
-  limits: ArchiveLimits,
-): Promise<ArchiveMember[]> {
+async function scanMembers(input: TarInput, source: string, limits: ArchiveLimits): Promise<ArchiveMember[]> {
   const maxMembers = limits.maxMembers ?? DEFAULT_MAX_MEMBERS;
-  const maxHeader = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER;
+  const maxHeader = Math.min(limits.maxHeaderBytes ?? MAX_SPECIAL_BYTES, MAX_SPECIAL_BYTES);
+  const reader = new TarReader(input, {
+    source,
+    maxSpecialBytes: maxHeader,
+    tooLong: () => new LimitExceededError('maxHeaderBytes', maxHeader, `${source}: extended header`),
+  });
   const members: ArchiveMember[] = [];
-  let pos = 0;
-  let pax: Record<string, string> | undefined;
-  let globalPax: Record<string, string> = {};
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  const truncated = () => new CorruptArchiveError(`${source}: tar archive is truncated`, { source });
-  for (;;) {
-    const block = await read(pos, BLOCK);
-    if (block.length === 0) throw truncated(); // no end-of-archive marker
-    if (block.length < BLOCK) throw truncated();
-    const header = decodeHeader(block, source, pos);
-    pos += BLOCK;
-    if (!header) break; // end of archive: one zero block is enough (what follows is padding)
-    const padded = Math.ceil(header.size / BLOCK) * BLOCK;
-    if (header.typeflag === 'x' || header.typeflag === 'g' || header.typeflag === 'L' || header.typeflag === 'K') {
-      if (header.size > maxHeader) throw new LimitExceededError('maxHeaderBytes', maxHeader, `${source}: extended header`);
-      const data = await read(pos, padded);
-      if (data.length < padded) throw truncated();
-      const body = data.subarray(0, header.size);
-      pos += padded;
-      if (header.typeflag === 'x') pax = { ...globalPax, ...decodePax(body, source) };
-      else if (header.typeflag === 'g') globalPax = { ...globalPax, ...decodePax(body, source) };
-      else if (header.typeflag === 'L') longName = body.toString('utf8').replace(/\0.*$/s, '');
-      else longLink = body.toString('utf8').replace(/\0.*$/s, '');
-      continue;
+  const byName = new Map<string, ArchiveMember>();
+  let count = 0;
+  for (let e = await reader.next(); e; e = await reader.next()) {
+    if (++count > maxMembers) throw new LimitExceededError('maxMembers', maxMembers, `${source}: member count`);
+    const name = cleanMemberName(memberText(e.name, source, e.headerOffset), source);
+    if (name === '') continue; // the archive's root directory
+    const type = memberType(e.typeflag);
+    const linkname = e.linkname === '' ? undefined : memberText(e.linkname, source, e.headerOffset);
+    const member: ArchiveMember = {
+      name,
+      type,
+      size: type === 'file' ? e.size : 0,
+      offset: e.dataOffset,
+      ...(linkname !== undefined ? { linkname } : {}),
+      ...(type === 'file' && e.sparse ? { sparse: { fragments: e.sparse, storedSize: e.dataSize } } : {}),
+    };
+    const earlier = byName.get(name);
+    if (earlier && !(earlier.type === 'directory' && type === 'directory')) {
+      throw new AmbiguousArchiveError(`${source}: two members are named ${JSON.stringify(name)}; readers of image archives disagree on which one counts`, {
+        source,
+        name,
+        reason: 'duplicate-member',
+      });
     }
-    const effective = { ...globalPax, ...(pax ?? {}) };
-    const rawName = effective.path ?? longName ?? header.name;
-    const linkname = effective.linkpath ?? longLink ?? header.linkname;
-    const size = effective.size !== undefined ? Number(effective.size) : header.size;
-    if (!Number.isSafeInteger(size) || size < 0) throw new CorruptArchiveError(`${source}: invalid size for ${rawName}`, { source });
-    pax = undefined;
-    longName = undefined;
-    longLink = undefined;
-    const type = memberType(header.typeflag);
-    // Only regular files carry data; the others' size field is ignored, as GNU tar does.
-    const dataSize = type === 'file' ? size : header.typeflag === '1' || header.typeflag === '2' || header.typeflag === '5' ? 0 : size;
-    const name = cleanMemberName(rawName, source);
-    if (members.length >= maxMembers) throw new LimitExceededError('maxMembers', maxMembers, `${source}: member count`);
-    if (name !== '') members.push({ name, type, size: type === 'file' ? size : 0, offset: pos, ...(linkname ? { linkname } : {}) });
-    const next = pos + Math.ceil(dataSize / BLOCK) * BLOCK;
-    skip(pos + dataSize);
-    pos = next;
+    byName.set(name, member);
+    members.push(member);
+  }
+  // Go stops at the first zero block; a missing marker is how a truncated archive shows.
+  if (reader.end !== 'marker' && reader.end !== 'zero-block') {
+    throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source, reason: 'truncated' });
   }
   return members;
 }
@@ -235,7 +173,7 @@ export class TarArchive {
     readonly members: readonly ArchiveMember[],
     private readonly maxUncompressed: number,
   ) {
-    // A later member with the same name replaces an earlier one, as extraction would.
+    // Names are unique (scanMembers refuses duplicates).
     for (const m of members) this.byName.set(m.name, m);
   }
 
@@ -325,11 +263,16 @@ export class TarArchive {
   content(name: string): Content {
     const m = this.file(name);
     const source = `${this.path}:${m.name}`;
-    if (this.compression === 'none') return fileRangeContent(this.fs, this.path, m.offset, m.size, source);
-    const maxOutputBytes = this.maxUncompressed;
-    this.pool ??= new RangeReaderPool(() => decompressStream(this.fs.createReadStream(this.path, { highWaterMark: IO_CHUNK }), { maxOutputBytes }), this.path);
-    const pool = this.pool;
-    return { size: m.size, source, open: () => pool.open(m.offset, m.size) };
+    const storedSize = m.sparse?.storedSize ?? m.size;
+    let stored: Content;
+    if (this.compression === 'none') stored = fileRangeContent(this.fs, this.path, m.offset, storedSize, source);
+    else {
+      const maxOutputBytes = this.maxUncompressed;
+      this.pool ??= new RangeReaderPool(() => decompressStream(this.fs.createReadStream(this.path, { highWaterMark: IO_CHUNK }), { maxOutputBytes }), this.path);
+      const pool = this.pool;
+      stored = { size: storedSize, source, open: () => pool.open(m.offset, storedSize) };
+    }
+    return m.sparse ? sparseContent(stored, m.sparse.fragments, m.size, source) : stored;
   }
 
   /** A small member read whole (manifest.json, index.json, configs), refusing more than `max` bytes. */
@@ -365,34 +308,7 @@ async function readAt(fs: FileSystem, path: string, offset: number, length: numb
 async function scanSeekable(fs: FileSystem, path: string, fileSize: number, limits: ArchiveLimits): Promise<ArchiveMember[]> {
   const fh = await fs.promises.open(path, 'r');
   try {
-    // Headers of small members sit close together: read 64 KiB windows, not 512-byte blocks.
-    let window = Buffer.alloc(0);
-    let windowStart = 0;
-    const read = async (offset: number, length: number): Promise<Buffer> => {
-      const n = Math.max(0, Math.min(length, fileSize - offset));
-      if (offset < windowStart || offset + n > windowStart + window.length) {
-        const size = Math.max(0, Math.min(Math.max(n, READ_AHEAD), fileSize - offset));
-        const buf = Buffer.alloc(size);
-        let got = 0;
-        while (got < size) {
-          const { bytesRead } = await fh.read(buf, got, size - got, offset + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        window = buf.subarray(0, got);
-        windowStart = offset;
-      }
-      const from = offset - windowStart;
-      return window.subarray(from, Math.min(window.length, from + n));
-    };
-    return await scanMembers(
-      read,
-      (end) => {
-        if (end > fileSize) throw new CorruptArchiveError(`${path}: tar archive is truncated`, { source: path });
-      },
-      path,
-      limits,
-    );
+    return await scanMembers(new FileInput(fh, fileSize), path, limits);
   } finally {
     await fh.close();
   }
@@ -401,34 +317,8 @@ async function scanSeekable(fs: FileSystem, path: string, fileSize: number, limi
 /** Index a compressed archive in one forward pass over its decompressed bytes (data is skipped). */
 async function scanStream(fs: FileSystem, path: string, limits: ArchiveLimits): Promise<ArchiveMember[]> {
   const stream = decompressStream(fs.createReadStream(path, { highWaterMark: IO_CHUNK }), { maxOutputBytes: limits.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED });
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let chunks: Buffer[] = [];
-  let start = 0; // stream offset of chunks[0][0]
-  let length = 0;
-  let ended = false;
-  // Reads only move forward: bytes before `offset` are dropped as they go by.
-  const read = async (offset: number, want: number): Promise<Buffer> => {
-    for (;;) {
-      while (chunks.length > 0 && start + chunks[0].length <= offset) {
-        start += chunks[0].length;
-        length -= chunks[0].length;
-        chunks.shift();
-      }
-      if (ended || start + length >= offset + want) break;
-      const r = await it.next();
-      if (r.done) ended = true;
-      else {
-        chunks.push(r.value);
-        length += r.value.length;
-      }
-    }
-    const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    chunks = all.length > 0 ? [all] : [];
-    const from = Math.max(0, offset - start);
-    return Buffer.from(all.subarray(Math.min(from, all.length), Math.min(all.length, from + want)));
-  };
   try {
-    return await scanMembers(read, () => undefined, path, limits);
+    return await scanMembers(new StreamInput(stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>), path, limits);
   } finally {
     stream.destroy();
   }

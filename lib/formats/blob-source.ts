@@ -24,7 +24,7 @@ import { blobLayer } from '../image/layer';
 import { parseOciDocument } from '../image/schema';
 import type { Descriptor, ImageConfigDocument, ImageIndexDocument, ImageManifest, Platform } from '../image/types';
 import { isIndexMediaType, isLayerMediaType, isManifestMediaType, MEDIA_TYPES } from '../media-types';
-import type { ReadLayerOptions } from '../tar/read';
+import { StackBudget, type ReadLayerOptions } from '../tar/read';
 import { mapLimited } from '../util/concurrency';
 
 /** Bounds for reading layer blobs (see ReadLayerOptions for the defaults). */
@@ -113,9 +113,11 @@ export function imageFromDocuments(
       { diffIds: diffIds.length, layers: manifest.layers.length },
     );
   }
+  // The image's layers share one budget: together they hold what one layer may.
+  const stack = new StackBudget(layerLimits.maxEntries, layerLimits.maxMetadataBytes);
   const layers = manifest.layers.map((d, i) => {
     if (!isLayerMediaType(d.mediaType)) throw new UnsupportedMediaTypeError(d.mediaType, `${where} layer ${i}`);
-    return blobLayer(d, diffIds[i], blobOf(d, diffIds[i]), { ...layerLimits, source: `layer ${i} (${d.digest})` });
+    return blobLayer(d, diffIds[i], blobOf(d, diffIds[i]), { ...layerLimits, stack, source: `layer ${i} (${d.digest})` });
   });
   const { rootfs: _r, ...rest } = config;
   void _r;

@@ -17,7 +17,7 @@ import { IO_CHUNK } from '../fs';
 import { applyLayer } from '../layer/apply';
 import type { Layer } from '../layer/layer';
 import { Rootfs } from '../rootfs/rootfs';
-import { DEFAULT_MAX_ENTRIES, readLayerBlob, type ReadLayerOptions } from '../tar/read';
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_METADATA_BYTES, StackBudget, readLayerBlob, type ReadLayerOptions } from '../tar/read';
 import type { LayerReadLimits } from './blob-source';
 
 /** Default bound on a layer's uncompressed size when verifying it (as for reading layers). */
@@ -48,10 +48,12 @@ function imagesOf(target: Image | ImageIndex): Image[] {
   return target instanceof ImageIndex ? target.images().map((i) => i.image) : [target];
 }
 
-/** A layer read through every check, with its entry count (for a StackCheck). */
+/** A layer read through every check, with what it holds (for a StackCheck). */
 export interface CheckedLayer {
   layer: Layer;
   entries: number;
+  /** Bytes of names, link targets, xattrs and sparse maps. */
+  metadataBytes: number;
 }
 
 /**
@@ -63,14 +65,15 @@ export async function readCheckedLayer(
   descriptor: { digest: string; size: number },
   diffId: string,
   limits: LayerReadLimits = {},
+  stack?: StackBudget,
 ): Promise<CheckedLayer> {
   const result = await readLayerBlob(
     { size: descriptor.size, open: () => blob.open(), source: `layer ${descriptor.digest}` },
-    { ...readOptions(limits), expectedSize: descriptor.size, expectedDigest: descriptor.digest, expectedDiffId: diffId },
+    { ...readOptions(limits), expectedSize: descriptor.size, expectedDigest: descriptor.digest, expectedDiffId: diffId, ...(stack ? { stack } : {}) },
   ).catch(async (err) => {
     throw (await storedBytesMismatch(blob, descriptor)) ?? err;
   });
-  return { layer: result.layer, entries: result.entries };
+  return { layer: result.layer, entries: result.entries, metadataBytes: result.metadataBytes };
 }
 
 /**
@@ -82,13 +85,21 @@ export async function readCheckedLayer(
 export class StackCheck {
   private rootfs = Rootfs.empty();
   private entries = 0;
+  private metadataBytes = 0;
 
-  constructor(private readonly maxEntries = DEFAULT_MAX_ENTRIES) {}
+  constructor(
+    private readonly maxEntries = DEFAULT_MAX_ENTRIES,
+    private readonly maxMetadataBytes = DEFAULT_MAX_METADATA_BYTES,
+  ) {}
 
-  add(layer: Layer, entries: number): void {
+  add(layer: Layer, entries: number, metadataBytes = 0): void {
     this.entries += entries;
+    this.metadataBytes += metadataBytes;
     if (this.entries > this.maxEntries) {
       throw new LimitExceededError('maxEntries', this.maxEntries, `the layers of one image together (${this.entries} entries)`);
+    }
+    if (this.metadataBytes > this.maxMetadataBytes) {
+      throw new LimitExceededError('maxMetadataBytes', this.maxMetadataBytes, `names, link targets and xattrs of the layers of one image together`);
     }
     this.rootfs = applyLayer(this.rootfs, layer);
   }
@@ -108,22 +119,24 @@ export async function verifyLayers(target: Image | ImageIndex, options: VerifyOp
   const images = imagesOf(target);
   const total = images.reduce((n, image) => n + image.layers.filter((l) => l.kind === 'blob').length, 0);
   let done = 0;
-  const read = async (layer: Image['layers'][number]): Promise<CheckedLayer> => {
-    if (layer.kind !== 'blob') return { layer: layer.layer, entries: layer.layer.stats().entries };
-    const checked = await readCheckedLayer(layer.blob, layer.descriptor, layer.diffId, options);
+  const read = async (layer: Image['layers'][number], budget: StackBudget): Promise<CheckedLayer> => {
+    if (layer.kind !== 'blob') return { layer: layer.layer, entries: layer.layer.stats().entries, metadataBytes: 0 };
+    // The reads charge the image's budget as they go: a stack too big fails before it is held.
+    const checked = await readCheckedLayer(layer.blob, layer.descriptor, layer.diffId, options, budget);
     options.onProgress?.({ phase: 'verify', digest: layer.descriptor.digest, done: ++done, total });
     return checked;
   };
   for (const image of images) {
-    const stack = new StackCheck(options.maxEntries);
-    let ahead: Promise<CheckedLayer> | undefined = image.layers.length > 0 ? read(image.layers[0]) : undefined;
+    const stack = new StackCheck(options.maxEntries, options.maxMetadataBytes);
+    const budget = new StackBudget(options.maxEntries, options.maxMetadataBytes);
+    let ahead: Promise<CheckedLayer> | undefined = image.layers.length > 0 ? read(image.layers[0], budget) : undefined;
     for (let i = 0; ahead; i++) {
       const current = ahead;
-      ahead = i + 1 < image.layers.length ? read(image.layers[i + 1]) : undefined;
+      ahead = i + 1 < image.layers.length ? read(image.layers[i + 1], budget) : undefined;
       ahead?.catch(() => undefined); // awaited in its turn, or settled below before a failure is reported
       try {
         const next = await current;
-        stack.add(next.layer, next.entries);
+        stack.add(next.layer, next.entries, next.metadataBytes);
       } catch (err) {
         await ahead?.catch(() => undefined); // no read left running behind a failure
         throw err;
@@ -163,7 +176,7 @@ export function diffIdCheckedContent(
   diffId: string,
   options: LayerReadLimits & {
     /** The parsed layer, before the stream ends (so a throw here still fails it): for a stack check. */
-    onLayer?: (layer: Layer, entries: number) => void;
+    onLayer?: (layer: Layer, entries: number, metadataBytes: number) => void;
   } = {},
 ): Content {
   const what = content.source ?? content.digest ?? 'layer';
@@ -201,7 +214,7 @@ export function diffIdCheckedContent(
       throwIfFailed();
       input.end();
       const result = await parsed;
-      options.onLayer?.(result.layer, result.entries);
+      options.onLayer?.(result.layer, result.entries, result.metadataBytes);
     } finally {
       source.destroy();
       // A consumer that stopped early: end the parser too, so nothing waits on it.

@@ -11,6 +11,10 @@ import { UsageError } from '../errors';
 import { ImageLayer, toImageLayer } from './layer';
 import { hostPlatform, normalizePlatform, platformMatches, platformNotFound } from './platform';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfigDocument, Platform } from './types';
+import { mapLimited } from '../util/concurrency';
+
+/** Layers read at once by `changesets()`. */
+const LAYER_READS = 2;
 
 export interface StoredImage {
   manifest: Buffer;
@@ -183,9 +187,12 @@ export class Image {
     return this.with({ config: { ...this.config, history: [...this.history, ...added] } });
   }
 
-  /** The layers' changesets, read (and verified) on first use. */
+  /**
+   * The layers' changesets, read (and verified) on first use: two at a time, which keeps both
+   * cores busy while bounding the decompression buffers in flight (each read holds several MiB).
+   */
   async changesets(): Promise<Layer[]> {
-    return Promise.all(this.layers.map((l) => l.changeset()));
+    return mapLimited(this.layers, LAYER_READS, (l) => l.changeset());
   }
 
   /** The merged root filesystem. */

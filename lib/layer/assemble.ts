@@ -5,7 +5,8 @@
  */
 import { Entry, HardlinkEntry, markLinked } from '../entry';
 import { CorruptArchiveError, InvalidPathError, InvalidWhiteoutError } from '../errors';
-import { CleanPathOptions, cleanPath, isWithin, parseWhiteout } from '../path';
+import { CleanPathOptions, cleanPath, isWithin, parseWhiteout, splitPath } from '../path';
+import type { FsNode } from '../rootfs/node';
 import { Layer } from './layer';
 
 export interface AssembleOptions {
@@ -27,6 +28,7 @@ interface EarlierLink {
 export class LayerAssembler {
   private layer = Layer.empty();
   private count = 0;
+  private nodeCount = 0;
   private readonly earlierLinks: EarlierLink[] = [];
   private readonly inodeOf = new Map<HardlinkEntry, Entry>();
 
@@ -35,6 +37,7 @@ export class LayerAssembler {
   /** Add one archive record. `entry` is ignored for whiteout names (only the name counts). */
   add(rawName: string, entry: Entry): void {
     this.count++;
+    this.nodeCount++;
     const opts: CleanPathOptions = { what: 'archive entry', maxPathBytes: this.options.maxPathBytes };
     let path: string;
     try {
@@ -45,6 +48,8 @@ export class LayerAssembler {
       }
       throw err;
     }
+    // Parents the layer does not list become nodes too: a path 2,000 levels deep makes 2,000.
+    this.nodeCount += this.missingParents(path);
     const wh = parseWhiteout(path);
     if (wh) {
       if (wh.kind === 'aufs-meta') return;
@@ -83,6 +88,22 @@ export class LayerAssembler {
 
   get records(): number {
     return this.count;
+  }
+
+  /** Nodes of the layer's tree so far: records and the parent directories they imply. */
+  get nodes(): number {
+    return this.nodeCount;
+  }
+
+  /** How many of `path`'s parent directories the tree does not hold yet. */
+  private missingParents(path: string): number {
+    const parts = splitPath(path);
+    let node: FsNode | undefined = this.layer.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      node = node.children?.get(parts[i]);
+      if (!node) return parts.length - 1 - i;
+    }
+    return 0;
   }
 
   /**

@@ -21,7 +21,7 @@ import { OciLayout } from '../formats/layout';
 import { StackCheck, diffIdCheckedContent, readCheckedLayer, type CheckedLayer } from '../formats/verify';
 import type { BlobLayer } from '../image/layer';
 import type { Layer } from '../layer/layer';
-import { DEFAULT_MAX_ENTRIES } from '../tar/read';
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_METADATA_BYTES } from '../tar/read';
 import { isIndexMediaType, isManifestMediaType } from '../media-types';
 import { registryBlobContent } from './blob-content';
 import type { RegistryClient } from './client';
@@ -220,6 +220,7 @@ function writeOptions(options: PullToOptions, streamed: StreamedLayers): WriteIm
 class StreamedLayers {
   private readonly parsed = new Map<string, CheckedLayer>();
   private held = 0;
+  private heldBytes = 0;
 
   constructor(readonly limits: LayerReadLimits) {}
 
@@ -228,17 +229,22 @@ class StreamedLayers {
   }
 
   /** For diffIdCheckedContent: keep a parsed layer (a throw fails its stream). */
-  recorder(digest: string, diffId: string): (layer: Layer, entries: number) => void {
-    return (layer, entries) => {
+  recorder(digest: string, diffId: string): (layer: Layer, entries: number, metadataBytes: number) => void {
+    return (layer, entries, metadataBytes) => {
       const max = this.limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
       if (this.held + entries > max) throw new LimitExceededError('maxEntries', max, `the layers of one image together (${this.held + entries} entries)`);
+      const maxBytes = this.limits.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
+      if (this.heldBytes + metadataBytes > maxBytes) {
+        throw new LimitExceededError('maxMetadataBytes', maxBytes, 'names, link targets and xattrs of the layers of one image together');
+      }
       this.held += entries;
-      this.parsed.set(StreamedLayers.key(digest, diffId), { layer, entries });
+      this.heldBytes += metadataBytes;
+      this.parsed.set(StreamedLayers.key(digest, diffId), { layer, entries, metadataBytes });
     };
   }
 
   async checkStack(image: Image, target: BlobTarget): Promise<void> {
-    const stack = new StackCheck(this.limits.maxEntries);
+    const stack = new StackCheck(this.limits.maxEntries, this.limits.maxMetadataBytes);
     for (const l of image.layers) {
       if (l.kind !== 'blob') {
         stack.add(l.layer, l.layer.stats().entries);
@@ -246,12 +252,13 @@ class StreamedLayers {
       }
       const got = this.parsed.get(StreamedLayers.key(l.descriptor.digest, l.diffId)) ?? (await this.readBack(l, target));
       if (!got) return; // a destination that cannot give blobs back: each layer was checked alone
-      stack.add(got.layer, got.entries);
+      stack.add(got.layer, got.entries, got.metadataBytes);
     }
     for (const l of image.layers) {
       if (l.kind !== 'blob') continue;
       const key = StreamedLayers.key(l.descriptor.digest, l.diffId);
       this.held -= this.parsed.get(key)?.entries ?? 0;
+      this.heldBytes -= this.parsed.get(key)?.metadataBytes ?? 0;
       this.parsed.delete(key);
     }
   }

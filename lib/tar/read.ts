@@ -5,11 +5,11 @@
  * decompression cursor otherwise).
  */
 import { Readable, Transform } from 'node:stream';
-import * as tarStream from 'tar-stream';
 import { Content, fileRangeContent } from '../content';
 import { DigestCounter, decompressStream, detectCompression, type CompressionAlgorithm } from '../compress';
 import { Entry, directoryEntry, fileEntry, hardlinkEntry, symlinkEntry } from '../entry';
 import {
+  AmbiguousArchiveError,
   CloudRootfsError,
   CorruptArchiveError,
   DigestMismatchError,
@@ -22,7 +22,10 @@ import {
 import { IO_CHUNK } from '../fs';
 import { Layer } from '../layer/layer';
 import { LayerAssembler } from '../layer/assemble';
+import { StreamInput } from './input';
 import { RangeReaderPool } from './ranges';
+import { TarEntry, TarReader, paxXattrs } from './reader';
+import { sparseContent } from './sparse';
 
 export interface ReadLayerOptions {
   /** Verify the stored bytes against this digest (and size). */
@@ -30,7 +33,7 @@ export interface ReadLayerOptions {
   expectedSize?: number;
   /** Verify the uncompressed tar against this diff_id. */
   expectedDiffId?: string;
-  /** Refuse archives with more entries than this (default 1,000,000). */
+  /** Refuse archives with more entries than this, the directories they imply counted (default DEFAULT_MAX_ENTRIES). */
   maxEntries?: number;
   /** Refuse paths longer than this many bytes (default 4096). */
   maxPathBytes?: number;
@@ -38,11 +41,23 @@ export interface ReadLayerOptions {
   maxUncompressedBytes?: number;
   /**
    * Refuse a layer whose names, link targets and xattrs add up to more than this many bytes
-   * (default 1 GiB): a layer's metadata is held in memory.
+   * (default DEFAULT_MAX_METADATA_BYTES): a layer's metadata is held in memory.
    */
   maxMetadataBytes?: number;
+  /**
+   * The budget of the image this layer belongs to: the read charges its entries and metadata to
+   * it as it goes, and fails once the layers of the image together pass its bounds.
+   */
+  stack?: StackBudget;
   /** Name for error messages. */
   source?: string;
+  /**
+   * PAX global headers (`g`): refused by default, since unpackers of layers disagree on what one
+   * does to the tree (containerd removes the path it names and creates its parents, Docker's
+   * overlay2 skips it, umoci fails). `ignore` skips them, as `docker build` does when ADD unpacks
+   * a local archive (`git archive` writes one first).
+   */
+  globalHeaders?: 'refuse' | 'ignore';
   /**
    * Refuse a tar that ends without its end-of-archive marker (or without the padding of its last
    * entry). Default: only when no digest is given. With a digest the bytes are exactly what the
@@ -66,11 +81,52 @@ export interface ReadLayer {
   size: number;
   uncompressedSize: number;
   compression: CompressionAlgorithm;
+  /** Entries, counting the parent directories they imply (what `maxEntries` bounds). */
   entries: number;
+  /** Bytes of names, link targets, xattrs and sparse maps the layer holds. */
+  metadataBytes: number;
 }
 
-export const DEFAULT_MAX_ENTRIES = 1_000_000;
-export const DEFAULT_MAX_METADATA_BYTES = 1 << 30;
+/**
+ * Entries (with the directories they imply) of one layer, and of all layers of one image together.
+ * Chosen with DEFAULT_MAX_METADATA_BYTES so that `load`, `ls`, `export` and a `diff` of two images
+ * at both bounds peak under 512 MiB (measured: docs/security.md, "Limits").
+ */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+/** Names, link targets, xattrs and sparse maps of one layer, and of one image's layers together. */
+export const DEFAULT_MAX_METADATA_BYTES = 16 << 20;
+
+/**
+ * What the layers of one image hold in memory together: entries, and the bytes of their names,
+ * link targets, xattrs and sparse maps. Each read of one of its layers charges it entry by entry,
+ * and the read that takes it past a bound fails (LimitExceededError) before the memory is spent.
+ * A read that fails gives back what it charged.
+ */
+export class StackBudget {
+  private entries = 0;
+  private bytes = 0;
+
+  constructor(
+    readonly maxEntries = DEFAULT_MAX_ENTRIES,
+    readonly maxMetadataBytes = DEFAULT_MAX_METADATA_BYTES,
+  ) {}
+
+  charge(entries: number, bytes: number, source: string): void {
+    this.entries += entries;
+    this.bytes += bytes;
+    if (this.entries > this.maxEntries) {
+      throw new LimitExceededError('maxEntries', this.maxEntries, `${source}: the layers of one image together (${this.entries} entries)`);
+    }
+    if (this.bytes > this.maxMetadataBytes) {
+      throw new LimitExceededError('maxMetadataBytes', this.maxMetadataBytes, `${source}: names, link targets and xattrs of the layers of one image together`);
+    }
+  }
+
+  refund(entries: number, bytes: number): void {
+    this.entries -= entries;
+    this.bytes -= bytes;
+  }
+}
 /** What Linux stores at most: a symlink's target is a path (4096 bytes), an inode's xattrs 64 KiB. */
 const DEFAULT_MAX_LINK_BYTES = 4096;
 const MAX_XATTR_BYTES = 64 << 10;
@@ -89,11 +145,7 @@ function sizeOnly(): Counter {
   };
 }
 
-function tap(
-  counter: Counter,
-  onFirst?: (chunk: Buffer) => void,
-  tail?: { last: Buffer; ended: boolean },
-): Transform {
+function tap(counter: Counter, onFirst?: (chunk: Buffer) => void): Transform {
   let first = true;
   return new Transform({
     highWaterMark: IO_CHUNK,
@@ -101,37 +153,20 @@ function tap(
       if (first && onFirst) onFirst(chunk);
       first = false;
       counter.update(chunk);
-      if (tail) tail.last = chunk.length >= 512 ? chunk.subarray(chunk.length - 512) : Buffer.concat([tail.last, chunk]).subarray(-512);
       cb(null, chunk);
-    },
-    flush(cb) {
-      if (tail) tail.ended = true;
-      cb();
     },
   });
 }
 
-const roundUpToBlock = (n: number) => Math.ceil(n / 512) * 512;
-
-/** Entry types whose header has no data after it in Go's archive/tar (tar-stream would read `size` bytes). */
-const HEADER_ONLY_TYPES = new Set(['link', 'symlink', 'character-device', 'block-device', 'fifo']);
-
-function modeOf(header: tarStream.Header): number {
-  return (header.mode ?? 0) & 0o7777;
-}
-
-function attrsOf(header: tarStream.Header) {
-  const pax = (header.pax ?? {}) as Record<string, string>;
-  const xattrs: Record<string, string> = {};
-  for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice(13)] = v;
-  const num = (paxKey: string, fallback: number) => (pax[paxKey] !== undefined ? Number(pax[paxKey]) : fallback);
-  const mtime = header.mtime instanceof Date ? Math.floor(header.mtime.getTime() / 1000) : 0;
+/** The chunks of `stream`, each hashed into `counter` as it is pulled. */
+function hashedChunks(stream: Readable, counter: DigestCounter): AsyncIterator<Buffer> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   return {
-    mode: modeOf(header),
-    uid: num('uid', header.uid ?? 0),
-    gid: num('gid', header.gid ?? 0),
-    mtime: Number.isFinite(mtime) ? mtime : 0,
-    xattrs,
+    async next() {
+      const r = await it.next();
+      if (!r.done) counter.update(r.value);
+      return r;
+    },
   };
 }
 
@@ -154,23 +189,15 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
   const raw: Counter = options.hashStored === false ? sizeOnly() : options.expectedDigest ? DigestCounter.like(options.expectedDigest) : new DigestCounter();
   const tar = options.expectedDiffId ? DigestCounter.like(options.expectedDiffId) : new DigestCounter();
   let compression: CompressionAlgorithm = 'none';
-  const tail = { last: Buffer.alloc(0), ended: false };
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const maxMetadata = options.maxMetadataBytes ?? DEFAULT_MAX_METADATA_BYTES;
+  const maxUncompressed = options.maxUncompressedBytes ?? 2 ** 40;
   const maxLink = options.maxPathBytes ?? DEFAULT_MAX_LINK_BYTES;
-  let metadata = 0;
   const requireEnd = options.requireEndMarker ?? !(options.expectedDigest || options.expectedDiffId);
   const assembler = new LayerAssembler({ maxPathBytes: options.maxPathBytes, source });
 
-  let pool: RangeReaderPool | undefined;
-  const contentAt = (offset: number, size: number, name: string): Content => {
-    if (compression === 'none' && blob.file) {
-      return fileRangeContent(blob.file.fs, blob.file.path, blob.file.offset + offset, size, `${source}:${name}`);
-    }
-    pool ??= new RangeReaderPool(() => decompressStream(blob.open()), source);
-    const p = pool;
-    return { size, source: `${source}:${name}`, open: () => p.open(offset, size) };
-  };
+  const stored = new StoredBytes(blob, source, () => compression);
+  const contentAt = (offset: number, size: number, name: string): Content => new EntryContent(stored, offset, size, name);
 
   const rawStream = blob.open();
   const tapped = rawStream.pipe(
@@ -180,38 +207,45 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
     }),
   );
   rawStream.on('error', (err) => tapped.destroy(err));
-  const uncompressed = decompressStream(tapped, { maxOutputBytes: options.maxUncompressedBytes ?? 2 ** 40 });
-  const counted = uncompressed.pipe(tap(tar, undefined, tail));
-  uncompressed.on('error', (err) => counted.destroy(err));
-  const extract = tarStream.extract();
-  counted.on('error', (err) => extract.destroy(err));
-  counted.pipe(extract as unknown as NodeJS.WritableStream);
+  const uncompressed = decompressStream(tapped, { maxOutputBytes: maxUncompressed });
+  const input = new StreamInput(hashedChunks(uncompressed, tar));
+  const reader = new TarReader(input, { source });
 
-  let entries = 0;
-  /** Where the data of the last entry ends in the tar. */
-  let dataEnd = 0;
+  let metadata = 0;
+  /** What this read charged to `options.stack` (given back if it fails). */
+  const charged = { entries: 0, bytes: 0 };
+  /** Bytes the holes of sparse files add to the layer's expanded size. */
+  let holes = 0;
   try {
-    for await (const stream of extract) {
-      const header = stream.header as tarStream.Header & { byteOffset?: number };
-      if (++entries > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count`);
-      dataEnd = (header.byteOffset ?? 0) + (header.type === 'directory' ? 0 : header.size);
-      const entry = toEntry(header, contentAt, source, maxLink);
-      metadata += Buffer.byteLength(header.name) + (header.linkname ? Buffer.byteLength(header.linkname) : 0) + (entry ? xattrBytes(entry.xattrs) : 0);
+    for (let e = await reader.next(); e; e = await reader.next()) {
+      if (e.typeflag === 'g' && options.globalHeaders === 'ignore') continue;
+      const record = toRecord(e, contentAt, source, maxLink);
+      metadata += record.metadataBytes;
       if (metadata > maxMetadata) throw new LimitExceededError('maxMetadataBytes', maxMetadata, `${source}: names, link targets and xattrs`);
-      stream.resume();
-      if (entry) assembler.add(header.name, entry);
+      if (e.sparse) {
+        holes += e.size - e.dataSize;
+        if (input.position + holes > maxUncompressed) throw new LimitExceededError('maxUncompressedBytes', maxUncompressed, `${source}: uncompressed size with sparse files expanded`);
+      }
+      // Entries count with the parent directories they imply (each is a node held in memory).
+      const nodesBefore = assembler.nodes;
+      assembler.add(record.name, record.entry);
+      const nodes = assembler.nodes - nodesBefore;
+      if (assembler.nodes > maxEntries) throw new LimitExceededError('maxEntries', maxEntries, `${source}: archive entry count (with the directories entries imply)`);
+      if (options.stack) {
+        charged.entries += nodes;
+        charged.bytes += record.metadataBytes;
+        options.stack.charge(nodes, record.metadataBytes, source);
+      }
     }
+    if (requireEnd && reader.end !== 'marker' && reader.end !== 'zero-block' && input.position > 0) {
+      throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source, reason: 'truncated' });
+    }
+    if (reader.end === 'marker') await expectOnlyZeros(input, source);
   } catch (err) {
-    // The input ended cleanly right after the last entry's data, only its padding missing: the
-    // parser's complaint is the missing end marker, which Go's reader (and so umoci) accepts.
-    const paddingOnly = tail.ended && tar.size >= dataEnd && tar.size < roundUpToBlock(dataEnd) && entries > 0;
-    if (requireEnd || !paddingOnly || err instanceof CloudRootfsError) {
-      rawStream.destroy();
-      throw wrapTarError(err, source);
-    }
-  }
-  if (requireEnd && tar.size > 0 && !tail.last.every((b) => b === 0)) {
-    throw new CorruptArchiveError(`${source}: tar archive is truncated (no end-of-archive marker)`, { source });
+    rawStream.destroy();
+    uncompressed.destroy();
+    options.stack?.refund(charged.entries, charged.bytes);
+    throw wrapTarError(err, source);
   }
   const result: ReadLayer = {
     layer: assembler.finish(),
@@ -220,73 +254,214 @@ export async function readLayerBlob(blob: Content, options: ReadLayerOptions = {
     size: raw.size,
     uncompressedSize: tar.size,
     compression,
-    entries,
+    entries: assembler.nodes,
+    metadataBytes: metadata,
   };
-  if (options.expectedSize !== undefined && options.expectedSize !== result.size) {
-    throw new SizeMismatchError(options.expectedSize, result.size, `${source} blob`);
-  }
-  if (options.expectedDigest && options.expectedDigest !== result.digest) {
-    throw new DigestMismatchError(options.expectedDigest, result.digest, `${source} blob`);
-  }
-  if (options.expectedDiffId && options.expectedDiffId !== result.diffId) {
-    throw new DigestMismatchError(options.expectedDiffId, result.diffId, `${source} diff_id`);
+  const mismatch =
+    options.expectedSize !== undefined && options.expectedSize !== result.size
+      ? new SizeMismatchError(options.expectedSize, result.size, `${source} blob`)
+      : options.expectedDigest && options.expectedDigest !== result.digest
+        ? new DigestMismatchError(options.expectedDigest, result.digest, `${source} blob`)
+        : options.expectedDiffId && options.expectedDiffId !== result.diffId
+          ? new DigestMismatchError(options.expectedDiffId, result.diffId, `${source} diff_id`)
+          : undefined;
+  if (mismatch) {
+    options.stack?.refund(charged.entries, charged.bytes);
+    throw mismatch;
   }
   return result;
 }
 
-function xattrBytes(xattrs: Readonly<Record<string, string>> = {}): number {
-  let n = 0;
-  for (const [k, v] of Object.entries(xattrs)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
-  return n;
+/**
+ * A layer blob's bytes, read again for its entries' contents: seeked when the blob is an
+ * uncompressed file, else through decompression cursors that continue forward.
+ */
+class StoredBytes {
+  private pool?: RangeReaderPool;
+
+  constructor(
+    private readonly blob: Content,
+    readonly source: string,
+    private readonly compression: () => CompressionAlgorithm,
+  ) {}
+
+  /** Where `offset` of the tar is in a file, when the blob is an uncompressed file. */
+  fileAt(offset: number): Content['file'] {
+    const file = this.blob.file;
+    return this.compression() === 'none' && file ? { fs: file.fs, path: file.path, offset: file.offset + offset } : undefined;
+  }
+
+  open(offset: number, size: number, source: string): Readable {
+    const file = this.fileAt(offset);
+    if (file) return fileRangeContent(file.fs, file.path, file.offset, size, source).open();
+    this.pool ??= new RangeReaderPool(() => decompressStream(this.blob.open()), this.source);
+    return this.pool.open(offset, size);
+  }
 }
 
-function toEntry(
-  header: tarStream.Header & { byteOffset?: number },
+/**
+ * One entry's bytes in a layer blob. A class, not a closure per entry: a layer of a million
+ * entries holds a million of these.
+ */
+class EntryContent implements Content {
+  constructor(
+    private readonly stored: StoredBytes,
+    private readonly offset: number,
+    readonly size: number,
+    private readonly name: string,
+  ) {}
+
+  get source(): string {
+    return `${this.stored.source}:${this.name}`;
+  }
+
+  get file(): Content['file'] {
+    return this.stored.fileAt(this.offset);
+  }
+
+  open(): Readable {
+    return this.stored.open(this.offset, this.size, this.source);
+  }
+}
+
+/**
+ * After the end-of-archive marker Go reads nothing more; the digests cover what follows, so it is
+ * read, and refused unless it is zeros (blocking-factor padding): bytes there are a second
+ * archive no unpacker sees.
+ */
+async function expectOnlyZeros(input: StreamInput, source: string): Promise<void> {
+  for (;;) {
+    const at = input.position;
+    const chunk = await input.read(IO_CHUNK);
+    if (chunk.length === 0) return;
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] !== 0) {
+        throw new CorruptArchiveError(`${source}: data after the end-of-archive marker (at byte ${at + i})`, { source, offset: at + i, reason: 'trailing-data' });
+      }
+    }
+  }
+}
+
+/** A tar string (latin1: one char per byte) as text; refused when its bytes are not UTF-8. */
+function utf8Text(s: string, what: string, source: string): string {
+  // ASCII (the usual case) is the same in both.
+  if (!/[\x80-\xff]/.test(s)) return s;
+  const bytes = Buffer.from(s, 'latin1');
+  const text = bytes.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(bytes)) {
+    throw new AmbiguousArchiveError(`${source}: ${what} is not UTF-8 text (names, link targets and xattrs are held as Unicode strings)`, {
+      source,
+      reason: 'encoding',
+      what,
+    });
+  }
+  return text;
+}
+
+const SPECIAL_TYPES: Record<string, string> = {
+  '3': 'character-device',
+  '4': 'block-device',
+  '6': 'fifo',
+  '7': 'contiguous-file',
+  S: 'gnu-sparse',
+  V: 'gnu-volume-header',
+  M: 'gnu-multivolume',
+  D: 'gnu-dumpdir',
+  N: 'gnu-names',
+  X: 'solaris-extended-header',
+};
+
+/** One archive record for the assembler, and the bytes of metadata it holds. */
+interface LayerRecord {
+  name: string;
+  entry: Entry;
+  metadataBytes: number;
+}
+
+function toRecord(
+  e: TarEntry,
   contentAt: (offset: number, size: number, name: string) => Content,
   source: string,
   maxLinkBytes: number,
-): Entry | undefined {
-  const attrs = attrsOf(header);
-  if (xattrBytes(attrs.xattrs) > MAX_XATTR_BYTES) {
-    throw new LimitExceededError('xattrBytes', MAX_XATTR_BYTES, `${source}: the xattrs of ${header.name}`);
-  }
-  if (HEADER_ONLY_TYPES.has(header.type as string) && header.size > 0) {
-    // Go's reader (umoci, containerd, Docker) reads no data after such a header while tar-stream
-    // would skip `size` bytes: the two would see different entries after it. Refuse the ambiguity.
-    throw new CorruptArchiveError(`${source}: ${header.name} is a ${header.type} that declares ${header.size} bytes of data`, {
+): LayerRecord {
+  if (e.typeflag === 'g') {
+    // containerd removes the path such a header names and creates its parents, Docker's overlay2
+    // skips it, umoci fails: what it does to the tree depends on who unpacks it.
+    throw new AmbiguousArchiveError(`${source}: a PAX global header (unpackers disagree on what it does to the tree)`, {
       source,
-      path: header.name,
+      reason: 'global-header',
+      offset: e.headerOffset,
     });
   }
-  switch (header.type as string) {
-    case 'file':
-    case 'contiguous-file': {
-      if (header.size > 0 && header.byteOffset === undefined) {
-        throw new CorruptArchiveError(`${source}: cannot locate the data of ${header.name}`, { source });
-      }
-      return fileEntry(contentAt(header.byteOffset ?? 0, header.size, header.name), attrs);
+  const name = utf8Text(e.name, `the name of the entry at byte ${e.headerOffset}`, source);
+  const linkname = e.linkname === '' ? '' : utf8Text(e.linkname, `the link target of ${name}`, source);
+  let metadataBytes = e.name.length + e.linkname.length;
+  let xattrs: Record<string, string> | undefined;
+  const found = paxXattrs(e.pax);
+  if (found) {
+    xattrs = {};
+    let bytes = 0;
+    for (const [k, v] of found) {
+      if (k === '') throw new AmbiguousArchiveError(`${source}: ${name} has an xattr with an empty name`, { source, reason: 'xattr-name', path: name });
+      bytes += k.length + v.length;
+      xattrs[utf8Text(k, `an xattr name of ${name}`, source)] = utf8Text(v, `the xattr ${k} of ${name}`, source);
     }
-    case 'directory':
-      return directoryEntry(attrs);
-    case 'symlink':
-      if (!header.linkname) throw new CorruptArchiveError(`${source}: symlink ${header.name} has no target`, { source });
-      // Text, not a path we resolve; but no filesystem holds a longer one, and it is kept in memory.
-      if (Buffer.byteLength(header.linkname) > maxLinkBytes) {
-        throw new CorruptArchiveError(`${source}: symlink ${header.name} has a target longer than ${maxLinkBytes} bytes`, { source, path: header.name });
-      }
-      return symlinkEntry(header.linkname, attrs);
-    case 'link':
-      if (!header.linkname) throw new CorruptArchiveError(`${source}: hardlink ${header.name} has no target`, { source });
-      return hardlinkEntry(header.linkname, attrs);
-    case 'pax-global-header':
-      return undefined;
-    default:
-      throw new UnsupportedEntryError(
-        `${source}: ${header.name} is a ${header.type}; a CloudRootfs holds only files, directories and links`,
-        header.name,
-        String(header.type),
-      );
+    if (bytes > MAX_XATTR_BYTES) throw new LimitExceededError('xattrBytes', MAX_XATTR_BYTES, `${source}: the xattrs of ${name}`);
+    metadataBytes += bytes;
   }
+  if (e.sparse) metadataBytes += 16 * e.sparse.length;
+  const headerOnly = e.typeflag === '1' || e.typeflag === '2' || e.typeflag === '3' || e.typeflag === '4' || e.typeflag === '6';
+  if (headerOnly && e.size > 0) {
+    // Go's reader (containerd, Docker, umoci) reads no data after such a header while other tar
+    // readers skip `size` bytes: the two would see different entries after it. Refuse the ambiguity.
+    throw new CorruptArchiveError(`${source}: ${name} is a ${e.typeflag === '1' ? 'hardlink' : e.typeflag === '2' ? 'symlink' : SPECIAL_TYPES[e.typeflag]} that declares ${e.size} bytes of data`, {
+      source,
+      path: name,
+      reason: 'header-only-data',
+    });
+  }
+  const attrs = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime?.sec ?? 0, ...(xattrs ? { xattrs } : {}) };
+  // What the entry model refuses (a negative or too large owner, a mode it cannot hold) is a
+  // corrupt header, typed and naming the entry.
+  const make = <E extends Entry>(build: () => E): E => {
+    try {
+      return build();
+    } catch (err) {
+      const attribute = (err as { code?: unknown }).code === 'INVALID_ATTRIBUTE';
+      throw new CorruptArchiveError(`${source}: ${name}: ${err instanceof Error ? err.message : String(err)}`, { source, path: name, reason: attribute ? 'attribute' : 'entry' }, { cause: err });
+    }
+  };
+  let entry: Entry;
+  switch (e.typeflag) {
+    case '0': {
+      const stored = contentAt(e.dataOffset, e.dataSize, name);
+      const content = e.sparse ? sparseContent(stored, e.sparse, e.size, `${source}:${name}`) : stored;
+      entry = make(() => fileEntry(content, attrs));
+      break;
+    }
+    case '5':
+      entry = make(() => directoryEntry(attrs));
+      break;
+    case '2':
+      if (!linkname) throw new CorruptArchiveError(`${source}: symlink ${name} has no target`, { source });
+      // Text, not a path we resolve; but no filesystem holds a longer one, and it is kept in memory.
+      if (Buffer.byteLength(linkname) > maxLinkBytes) {
+        throw new CorruptArchiveError(`${source}: symlink ${name} has a target longer than ${maxLinkBytes} bytes`, { source, path: name });
+      }
+      entry = make(() => symlinkEntry(linkname, attrs));
+      break;
+    case '1':
+      if (!linkname) throw new CorruptArchiveError(`${source}: hardlink ${name} has no target`, { source });
+      entry = make(() => hardlinkEntry(linkname, attrs));
+      break;
+    default: {
+      // Old GNU sparse (`S`), contiguous files (`7`) and the rest: containerd and Docker fail
+      // with "unhandled tar header type", umoci with "unknown typeflag".
+      const kind = SPECIAL_TYPES[e.typeflag] ?? `type ${JSON.stringify(e.typeflag)}`;
+      throw new UnsupportedEntryError(`${source}: ${name} is a ${kind}; a CloudRootfs holds only files, directories and links`, name, kind);
+    }
+  }
+  return { name, entry, metadataBytes };
 }
 
 /** Read a layer from an in-memory or streamed tar given as an opener (tests, ADD of local archives). */

@@ -181,6 +181,26 @@ describe('ADD archives', () => {
     await expect(archiveTree(bufferContent(Buffer.from('BZh91AY&SY')), 'x.tbz')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
   });
 
+  test('a `git archive` tar (it starts with a PAX global header) unpacks, the header skipped as docker build skips it', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(require('node:os').tmpdir(), 'crfs-git-'));
+    try {
+      const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir });
+      git('init', '-q');
+      writeFileSync(join(dir, 'README'), 'hello\n');
+      git('add', 'README');
+      git('commit', '-qm', 'one');
+      const tar = git('archive', '--format=tar', 'HEAD');
+      expect(tar[156]).toBe(0x67); // 'g': the commit id in a pax_global_header
+      const node = await archiveTree(bufferContent(tar), 'src.tar');
+      expect([...(node?.children?.keys() ?? [])]).toEqual(['README']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('resolveSources reports each match with its context path', () => {
     const r = resolveSources(ctx, ['manifests/*.y*ml', 'daemon.json']);
     expect(r.map((s) => s.path)).toEqual(['manifests/a.yaml', 'manifests/b.yml', 'daemon.json']);

@@ -77,7 +77,8 @@ export function ociImage(parts: OciImageParts = {}): OciImage {
   parts.manifest?.(manifest);
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   const descriptor = { mediaType: MT.manifest, digest: sha256(manifestBytes), size: manifestBytes.length };
-  const blobs = [...layers.map((l) => l.blob), configBytes, manifestBytes].map((b) => file(blobName(sha256(b)), b));
+  // Each blob once, as every writer stores it (a layer listed twice is one member).
+  const blobs = uniqueByName([...layers.map((l) => l.blob), configBytes, manifestBytes].map((b) => file(blobName(sha256(b)), b)));
   const annotations = parts.annotations ?? { 'io.containerd.image.name': 'docker.io/hostile/image:v1', 'org.opencontainers.image.ref.name': 'v1' };
   return {
     blobs,
@@ -125,9 +126,20 @@ export function dockerArchiveRecords(parts: DockerParts = {}, extra: TarRecord[]
   return [
     file('manifest.json', typeof manifest === 'string' ? manifest : JSON.stringify(manifest)),
     file(configName, configBytes),
-    ...stored.flatMap((bytes, i) => [dir(layerNames[i].split('/')[0]), file(layerNames[i], bytes)]),
+    ...uniqueByName(stored.flatMap((bytes, i) => [dir(layerNames[i].split('/')[0]), file(layerNames[i], bytes)])),
     ...extra,
   ];
+}
+
+/** The first record of each name. */
+function uniqueByName(records: TarRecord[]): TarRecord[] {
+  const seen = new Set<string>();
+  return records.filter((r) => {
+    const key = String(r.name);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 const A = (records: TarRecord[]) => tar(records);
@@ -410,14 +422,15 @@ export const ARCHIVE_CASES: ArchiveCase[] = [
     },
   },
 
-  // duplicates: the later member wins, as when an archive is extracted
+  // duplicates: skopeo's docker-archive reader takes the first member of a name, `docker load`,
+  // skopeo's oci-archive reader and containerd's import the last: refused
   {
     name: 'oci: duplicate blob member, the later one tampered',
     build: () => {
       const layer = good.blobs[0];
       return A([...ociArchiveRecords(), file(layer.name, flip(Buffer.from(layer.data as Buffer), 20))]);
     },
-    expect: fail('DIGEST_MISMATCH', 'the later member is the one read: it does not parse, and its bytes are not the digest named (which explains why)'),
+    expect: fail('AMBIGUOUS_ARCHIVE', 'readers disagree on which member of a name counts'),
   },
   {
     name: 'oci: duplicate blob member, the earlier one tampered',
@@ -425,12 +438,44 @@ export const ARCHIVE_CASES: ArchiveCase[] = [
       const layer = good.blobs[0];
       return A([file(layer.name, flip(Buffer.from(layer.data as Buffer), 20)), ...ociArchiveRecords()]);
     },
-    expect: { safe: 'the later member wins, as extraction would; it is the right one', check: (r, s) => expectNames(r, s, [['docker.io/hostile/image:v1']]) },
+    expect: fail('AMBIGUOUS_ARCHIVE', 'readers disagree on which member of a name counts'),
   },
   {
     name: 'oci: duplicate index.json naming a missing manifest',
     build: () => A([...ociArchiveRecords(), indexJson([{ ...good.entry, digest: sha256('missing') }])]),
-    expect: fail('BLOB_NOT_FOUND', 'the later index.json is the one read'),
+    expect: fail('AMBIGUOUS_ARCHIVE', 'readers disagree on which member of a name counts'),
+  },
+  {
+    name: 'oci: index.json and ./index.json (one name written two ways)',
+    build: () => A([...ociArchiveRecords(), { ...indexJson([{ ...good.entry, digest: sha256('missing') }]), name: './index.json' }]),
+    expect: fail('AMBIGUOUS_ARCHIVE', 'names are compared cleaned, as every reader does'),
+  },
+  {
+    name: 'oci: index.json, then a symlink of the same name',
+    build: () => A([...ociArchiveRecords(), symlink('index.json', 'blobs/sha256/x')]),
+    expect: fail('AMBIGUOUS_ARCHIVE', 'containerd keeps the file, an extraction keeps the symlink'),
+  },
+  {
+    name: 'oci: index.json named by a PAX path while the header says another name',
+    build: () => A([layoutMarker(), pax({ path: 'index.json' }), { ...indexJson([good.entry]), name: 'other.json' }, ...good.blobs, indexJson([good.entry])]),
+    expect: fail('AMBIGUOUS_ARCHIVE', 'the PAX path names the member (Go), so index.json is there twice'),
+  },
+  {
+    name: 'docker: manifest.json and ./manifest.json',
+    build: () => {
+      const records = dockerArchiveRecords();
+      return A([...records, { ...records[0], name: './manifest.json' }]);
+    },
+    expect: fail('AMBIGUOUS_ARCHIVE', 'skopeo reads the first, docker load the last'),
+  },
+  {
+    name: 'docker: a directory listed twice',
+    build: () => {
+      const records = dockerArchiveRecords();
+      const layerDir = records.find((r) => r.type === '5')!;
+      return A([...records, { ...layerDir, name: `./${String(layerDir.name)}` }]);
+    },
+    expect: { safe: 'a directory twice is one directory for every reader', check: (r, s) => expectNames(r, s, [['docker.io/hostile/image:v1']]) },
   },
 
   // the tar itself

@@ -33,6 +33,8 @@ export interface TarRecord {
   badChecksum?: boolean;
   /** Pad the data to a 512-byte block (default true). */
   pad?: boolean;
+  /** Change header bytes (magic, any field) before the checksum is computed. */
+  edit?: (header: Buffer) => void;
 }
 
 const BLOCK = 512;
@@ -76,12 +78,37 @@ export function tarHeader(r: TarRecord): Buffer {
   field(h, 329, 8, octal(0, 8));
   field(h, 337, 8, octal(0, 8));
   field(h, 345, 155, prefix);
+  r.edit?.(h);
   h.fill(0x20, 148, 156);
   let sum = 0;
   for (const b of h) sum += b;
   if (r.badChecksum) sum += 1;
   field(h, 148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
   return h;
+}
+
+/** An edit making a header a STAR one (`tar\0` trailer) with the given prefix (at most 131 bytes) and times. */
+export function starPrefix(prefix: string): (h: Buffer) => void {
+  return (h) => {
+    h.fill(0, 345, 512);
+    field(h, 345, 131, prefix);
+    field(h, 476, 12, octal(1600000000, 12));
+    field(h, 488, 12, octal(1600000000, 12));
+    field(h, 508, 4, Buffer.from('tar\0', 'latin1'));
+  };
+}
+
+/** An edit making a header an old GNU sparse one: GNU magic, the real size and up to 4 fragments. */
+export function gnuSparseHeader(realSize: number, fragments: [number, number][]): (h: Buffer) => void {
+  return (h) => {
+    h.fill(0, 257, 500);
+    field(h, 257, 8, Buffer.from('ustar  \0', 'latin1'));
+    fragments.forEach(([offset, length], i) => {
+      field(h, 386 + i * 24, 12, octal(offset, 12));
+      field(h, 398 + i * 24, 12, octal(length, 12));
+    });
+    field(h, 483, 12, octal(realSize, 12));
+  };
 }
 
 function padded(data: Buffer): Buffer {
@@ -427,13 +454,65 @@ export const LAYER_CASES: LayerCase[] = [
   { kind: 'layers', name: 'character device', layers: () => [L({ name: 'dev/null', type: '3', mode: 0o666 })], expect: fail('UNSUPPORTED_ENTRY', 'device nodes are refused') },
   { kind: 'layers', name: 'block device', layers: () => [L({ name: 'sda', type: '4', mode: 0o660 })], expect: fail('UNSUPPORTED_ENTRY', 'device nodes are refused') },
   { kind: 'layers', name: 'fifo', layers: () => [L({ name: 'pipe', type: '6' })], expect: fail('UNSUPPORTED_ENTRY', 'fifos are refused') },
-  { kind: 'layers', name: 'GNU sparse file', layers: () => [L({ name: 'sparse', type: 'S', data: 'xx' })], expect: fail('UNSUPPORTED_ENTRY', 'unknown entry types are refused') },
+  { kind: 'layers', name: 'old GNU sparse header with USTAR magic', layers: () => [L({ name: 'sparse', type: 'S', data: 'xx' })], expect: fail('CORRUPT_ARCHIVE', 'Go reads an S header only with the GNU magic') },
+  {
+    kind: 'layers',
+    name: 'old GNU sparse file (GNU magic, 2 bytes at offset 3 of 5)',
+    layers: () => [L({ name: 'sparse', type: 'S', data: 'xx', edit: gnuSparseHeader(5, [[3, 2]]) })],
+    expect: fail('UNSUPPORTED_ENTRY', 'Go expands it, but containerd, Docker and umoci refuse the S type'),
+  },
   { kind: 'layers', name: 'unknown typeflag', layers: () => [L({ name: 'weird', type: 'Z', data: 'xx' })], expect: fail('UNSUPPORTED_ENTRY', 'unknown entry types are refused') },
   {
     kind: 'layers',
     name: 'symlink header that carries data (smuggled entry)',
     layers: () => [Buffer.concat([tarHeader(symlink('l', 'x', { size: 512 })), tarHeader(file('smuggled', '')), Buffer.alloc(1024)])],
     expect: fail('CORRUPT_ARCHIVE', 'tar readers disagree on such headers (Go reads no data after a symlink)'),
+  },
+
+  // names and types only Go's header rules reveal (each read another way by tar-stream's extract)
+  {
+    kind: 'layers',
+    name: 'GNU long name after a harmless PAX path (GNU wins, escaping)',
+    layers: () => [L(pax({ path: 'harmless' }), { name: '././@LongLink', type: 'L', data: '../../escape' }, file('placeholder', 'x'))],
+    expect: fail('CORRUPT_ARCHIVE', 'Go applies the GNU long name after the PAX records'),
+  },
+  {
+    kind: 'layers',
+    name: 'GNU long link after a PAX linkpath (GNU wins)',
+    layers: () => [L(pax({ linkpath: 'pax-target' }), { name: '././@LongLink', type: 'K', data: 'gnu-target' }, symlink('l', 'placeholder'))],
+    expect: { safe: 'the GNU long link is the target', check: (r) => expectLink(r, 'l', 'gnu-target') },
+  },
+  {
+    kind: 'layers',
+    name: 'old-style file named like a directory, its data a hidden device node',
+    layers: () => [L({ name: 'd/', type: '\0', data: tar([{ name: 'dev/sda', type: '4', mode: 0o660 }], { trailer: false }) })],
+    expect: fail('UNSUPPORTED_ENTRY', 'Go reads a directory, then the data as the next header'),
+  },
+  {
+    kind: 'layers',
+    name: 'STAR header whose 131-byte prefix hides a ../ climb',
+    // Go reads STAR's 131-byte prefix: x…x/ + / + ../../etc/passwd climbs out. A 155-byte prefix
+    // would take the atime digits as one more directory, and stay inside.
+    layers: () => [L(file('../../etc/passwd', 'pwned', { edit: starPrefix('x'.repeat(130) + '/') }))],
+    expect: fail('CORRUPT_ARCHIVE', 'read with the STAR prefix, the name escapes the root'),
+  },
+  {
+    kind: 'layers',
+    name: 'PAX sparse file whose real name escapes (GNU.sparse.name)',
+    layers: () => [L(pax({ 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': '../escape', 'GNU.sparse.realsize': '3' }), file('GNUSparseFile.0/escape', '1\n0\n3\n'.padEnd(512, '\0') + 'abc'))],
+    expect: fail('CORRUPT_ARCHIVE', 'Go names the entry by GNU.sparse.name'),
+  },
+  {
+    kind: 'layers',
+    name: 'PAX sparse file (1.0): the real name, size and holes',
+    layers: () => [L(pax({ 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'data.img', 'GNU.sparse.realsize': '10' }), file('GNUSparseFile.0/data.img', '2\n2\n3\n7\n2\n'.padEnd(512, '\0') + 'abcde'))],
+    expect: { safe: 'expanded as Go reads it', check: (r) => expectText(r, 'data.img', '\0\0abc\0\0de\0') },
+  },
+  {
+    kind: 'layers',
+    name: 'PAX global header naming a path (it would rename later entries if merged)',
+    layers: () => [L({ name: 'pax_global_header', type: 'g', data: paxData({ path: 'harmless' }) }, file('../escape', 'x'))],
+    expect: fail('AMBIGUOUS_ARCHIVE', 'unpackers disagree on what a global header does; its records never reach later entries'),
   },
 
   // sizes that lie
@@ -501,7 +580,7 @@ export const LAYER_CASES: LayerCase[] = [
     layers: () => [Buffer.concat([tarHeader(file('huge', '', { size: Buffer.from([0x80, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) })), Buffer.alloc(1024)])],
     expect: fail('CORRUPT_ARCHIVE', 'the data is not there; nothing is allocated for it'),
   },
-  { kind: 'layers', name: 'PAX header of 5 MiB', layers: () => [L(pax({ comment: 'x'.repeat(5 << 20) }), file('f', 'x'))], expect: fail('CORRUPT_ARCHIVE', 'tar-stream caps extended headers at 4 MiB') },
+  { kind: 'layers', name: 'PAX header of 5 MiB', layers: () => [L(pax({ comment: 'x'.repeat(5 << 20) }), file('f', 'x'))], expect: fail('CORRUPT_ARCHIVE', "Go's reader refuses extended headers over 1 MiB (ErrFieldTooLong)") },
   {
     kind: 'layers',
     name: 'decompression bomb (24 MiB of zeros in a file)',

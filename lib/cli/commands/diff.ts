@@ -1,8 +1,8 @@
 /** `cloudrootfs diff`: paths added, removed and changed between two images' root filesystems. */
-import { compareImages, type PathSummary } from '../../compare';
+import { compareImages, type PathChange, type PathSummary } from '../../compare';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
-import { print, printJson } from '../command';
+import { print, printJsonPaced, printPaced } from '../command';
 import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, humanSize, loadOptions, LIMIT_OPTION } from '../common';
 
 function name(s: PathSummary): string {
@@ -19,19 +19,23 @@ export const diffCommand: Command = {
     const options = loadOptions(ctx);
     const result = await compareImages(await loadImage(a, options), await loadImage(b, options));
     if (ctx.args.options.json) {
-      printJson(ctx, result);
+      await printJsonPaced(ctx, result);
       return;
     }
-    const rows: [string, string][] = [
-      ...result.added.map((s): [string, string] => [s.path, `A ${humanSize(s.size).padStart(18)}  ${name(s)}`]),
-      ...result.removed.map((s): [string, string] => [s.path, `D ${humanSize(s.size).padStart(18)}  ${name(s)}`]),
-      ...result.changed.map((c): [string, string] => [
-        c.path,
-        `C ${`${humanSize(c.before.size)} -> ${humanSize(c.after.size)}`.padStart(18)}  ${name(c.after)} (${c.what.join(', ')})`,
-      ]),
-    ];
-    rows.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-    for (const [, line] of rows) print(ctx, line);
+    // Each line is made as it is printed: a diff of two large images lists every path of both.
+    const rows: (PathSummary | PathChange)[] = [...result.added, ...result.removed, ...result.changed];
+    const kind = new Map<PathSummary | PathChange, 'A' | 'D'>();
+    for (const s of result.added) kind.set(s, 'A');
+    for (const s of result.removed) kind.set(s, 'D');
+    rows.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+    for (const row of rows) {
+      const k = kind.get(row);
+      if (k) await printPaced(ctx, `${k} ${humanSize((row as PathSummary).size).padStart(18)}  ${name(row as PathSummary)}`);
+      else {
+        const c = row as PathChange;
+        await printPaced(ctx, `C ${`${humanSize(c.before.size)} -> ${humanSize(c.after.size)}`.padStart(18)}  ${name(c.after)} (${c.what.join(', ')})`);
+      }
+    }
     if (rows.length > 0) {
       const { addedBytes, removedBytes, deltaBytes } = result.totals;
       print(

@@ -3,7 +3,7 @@ import { NotFoundError } from '../../errors';
 import { cleanPath } from '../../path';
 import { loadImage } from '../../transports';
 import type { Command } from '../command';
-import { print } from '../command';
+import { printJsonPaced, printPaced } from '../command';
 import { JSON_OPTION, PLATFORM_OPTION, STORE_OPTION, loadOptions, LIMIT_OPTION } from '../common';
 
 const TYPE_CHAR: Record<Entry['type'], string> = { file: '-', directory: 'd', symlink: 'l', hardlink: 'h' };
@@ -36,21 +36,17 @@ export const lsCommand: Command = {
     const rows = top.type === 'directory' ? [...rootfs.walk(start)] : [{ path: start, entry: top }];
     const firstPath = new Map<Entry, string>();
     if (ctx.args.options.json) {
-      print(
+      await printJsonPaced(
         ctx,
-        JSON.stringify(
-          rows.map(({ path, entry }) => ({
-            path,
-            type: entry.type,
-            mode: '0' + (entry.mode & 0o7777).toString(8),
-            uid: entry.uid,
-            gid: entry.gid,
-            size: entry.type === 'file' ? entry.content.size : 0,
-            ...(entry.type === 'symlink' ? { target: entry.target } : {}),
-          })),
-          null,
-          2,
-        ),
+        rows.map(({ path, entry }) => ({
+          path,
+          type: entry.type,
+          mode: '0' + (entry.mode & 0o7777).toString(8),
+          uid: entry.uid,
+          gid: entry.gid,
+          size: entry.type === 'file' ? entry.content.size : 0,
+          ...(entry.type === 'symlink' ? { target: entry.target } : {}),
+        })),
       );
       return;
     }
@@ -64,7 +60,7 @@ export const lsCommand: Command = {
         else firstPath.set(entry, path);
       }
       const name = entry.type === 'directory' ? `${path}/` : path;
-      print(ctx, `${modeString(entry)} ${`${entry.uid}:${entry.gid}`.padEnd(9)} ${String(size).padStart(10)} ${name}${suffix}`);
+      await printPaced(ctx, `${modeString(entry)} ${`${entry.uid}:${entry.gid}`.padEnd(9)} ${String(size).padStart(10)} ${name}${suffix}`);
     }
   },
 };
